@@ -1,0 +1,98 @@
+"""The live cloud for black-box tests: the ASGI server and a separate Celery
+worker process on their own PostgreSQL database and Redis db, seeded with
+the demo data, exactly as ``make allinone`` runs them. Tests reach it only
+over HTTP, websockets, the openstack CLI and the browser."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.localservers import free_port, stop, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class LiveCloud:
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.procs = []
+        self.env = None
+
+    def start(self):
+        from core.localservers import PostgreSQL
+
+        admin_url = os.environ["DC_TEST_POSTGRES_ADMIN_URL"]
+        pg = PostgreSQL.__new__(PostgreSQL)  # reuse create_database on the session's server
+        pg.user, pg.port = admin_url.split("//")[1].split("@")[0], int(admin_url.rsplit(":", 1)[1].split("/")[0])
+        database_url = pg.create_database(f"dc_live_{self.port}")
+        redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "EMBEDDED_WORKER": "0",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "ADMIN_PASSWORD": "admin-live-pass",
+            "DEMO_PASSWORD": "demo-live-pass",
+            "DC_VAR_DIR": str(self.folder),
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.manage("migrate", "-v0")
+        self.manage("seed_demo")
+        self.manage("collectstatic", "--noinput", "-v0")
+        self.spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                           "--port", str(self.port), "--lifespan", "on", "--no-access-log"])
+        worker_log = self.spawn("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
+                                           "--concurrency", "4", "-Q", "default", "-n", "live@localhost",
+                                           "--without-mingle", "--without-gossip", "--loglevel", "INFO"])
+        wait_for_port(self.port, proc=self.procs[0], what="the live web server")
+        self._wait_for_line(worker_log, "ready.", self.procs[1])
+        return self
+
+    def manage(self, *args):
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def spawn(self, name, argv):
+        log = self.folder / f"{name}.log"
+        handle = open(log, "ab")
+        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+        return log
+
+    @staticmethod
+    def _wait_for_line(log, text, proc, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{log.name} exited: {log.read_text()[-2000:]}")
+            if log.exists() and text in log.read_text():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{log.name} never said {text!r}: {log.read_text()[-2000:]}")
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            stop(proc)
+        self.procs.clear()
+
+    def clouds_yaml(self, path, username="demo", password="demo-live-pass", project="demo"):
+        path.write_text(
+            "clouds:\n"
+            "  dc:\n"
+            "    auth:\n"
+            f"      auth_url: {self.url}/identity\n"
+            f"      username: {username}\n"
+            f"      password: {password}\n"
+            f"      project_name: {project}\n"
+            "      user_domain_name: Default\n"
+            "      project_domain_name: Default\n"
+            "    region_name: RegionOne\n"
+            "    identity_api_version: 3\n"
+        )
+        return path
