@@ -1,7 +1,12 @@
 """Every state change in identity is one function here; the dashboard, the
 Keystone API and the admin all call these."""
 
+import hashlib
+import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password, make_password
@@ -26,8 +31,50 @@ def _check_nothing(secret):
     check_password(secret or "", _DUMMY_HASH)
 
 
+class VerifiedPasswords:
+    """Remembers recent *successful* password checks for a few minutes, so a
+    script running one CLI command after another does not pay a full
+    Argon2 check (~23 ms on 2 cores) on every token request.
+
+    Entries are HMAC-SHA256(SECRET_KEY, user id + stored hash + password):
+    no password is kept, a password change (new stored hash) misses at once,
+    and failed checks are never cached, so guessing still pays full price.
+    """
+
+    def __init__(self, ttl=300, size=4096):
+        self.ttl, self.size = ttl, size
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(user, password):
+        from django.conf import settings
+
+        message = f"{user.pk}\0{user.password}\0{password}".encode()
+        return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()
+
+    def seen(self, user, password):
+        key = self._key(user, password)
+        with self._lock:
+            expires = self._entries.get(key)
+            if expires is None or expires < time.monotonic():
+                self._entries.pop(key, None)
+                return False
+            return True
+
+    def remember(self, user, password):
+        with self._lock:
+            self._entries[self._key(user, password)] = time.monotonic() + self.ttl
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+verified_passwords = VerifiedPasswords()
+
+
 def authenticate_password(*, password, user_id=None, username=None):
-    """The active user with that password, or None. Constant work either way."""
+    """The active user with that password, or None. A wrong user name costs
+    the same hash check as a wrong password."""
     user = None
     if user_id:
         user = User.objects.filter(pk=user_id, is_active=True).first()
@@ -36,7 +83,12 @@ def authenticate_password(*, password, user_id=None, username=None):
     if user is None:
         _check_nothing(password)
         return None
-    return user if user.check_password(password or "") else None
+    if verified_passwords.seen(user, password or ""):
+        return user
+    if not user.check_password(password or ""):
+        return None
+    verified_passwords.remember(user, password or "")
+    return user
 
 
 @transaction.atomic
@@ -93,3 +145,19 @@ def authenticate_application_credential(*, secret, credential_id=None, name=None
         _check_nothing(secret)
         return None
     return credential if check_password(secret or "", credential.secret_hash) else None
+
+
+def create_user(*, username, password, email="", is_staff=False):
+    """A new active account. Operators are staff and superusers, as
+    ``seed_demo`` makes them, so they can also run Django admin."""
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"A user named {username!r} already exists.")
+    return User.objects.create_user(username=username, password=password, email=email,
+                                    is_staff=is_staff, is_superuser=is_staff)
+
+
+def set_staff(user, is_staff):
+    """Make a user an operator or take it back (staff and superuser move together)."""
+    user.is_staff = user.is_superuser = bool(is_staff)
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
