@@ -13,9 +13,9 @@ RUN_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0
 TEST_PACKAGES := $(RUN_PACKAGES) postgresql redis-server chromium fonts-liberation
 ALLINONE_PACKAGES := $(RUN_PACKAGES) postgresql redis-server
 
-.PHONY: run test allinone stop system-run system-test system-allinone venv venv-test assets lint clean
+.PHONY: run test allinone stop system-run system-test system-allinone venv venv-test assets guest-image lint clean
 
-run: system-run venv assets
+run: system-run venv assets guest-image
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
 	@echo ""
@@ -26,10 +26,10 @@ run: system-run venv assets
 	@echo ""
 	DEBUG=$${DEBUG:-1} exec $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan on
 
-test: system-test venv-test assets
+test: system-test venv-test assets guest-image
 	$(PY) -m pytest
 
-allinone: system-allinone venv assets
+allinone: system-allinone venv assets guest-image
 	$(PY) scripts/allinone start
 
 stop:
@@ -62,6 +62,11 @@ assets: static/vendor/.installed
 static/vendor/.installed: package.json package-lock.json scripts/vendor-assets
 	scripts/vendor-assets
 	@touch $@
+
+# The tiny guest (Debian's cloud kernel + a busybox initramfs), built from
+# Debian packages; the script itself skips the work when it is up to date.
+guest-image:
+	@scripts/build-guest-image var/images
 
 lint: venv-test
 	$(VENV)/bin/ruff check .

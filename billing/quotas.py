@@ -24,6 +24,8 @@ from .choices import DEFAULT_LIMITS, UNLIMITED, QuotaResource
 from .models import ProjectQuota, QuotaDefault
 
 _counters = {}
+# Limits are stored in 32-bit integer columns (Nova's db MAX_INT as well).
+MAX_LIMIT = 2**31 - 1
 
 
 def register_counter(resource, counter):
@@ -40,7 +42,8 @@ def defaults():
 
 def limits_for(project):
     limits = defaults()
-    limits.update({QuotaResource(r): v for r, v in ProjectQuota.objects.filter(project=project).values_list("resource", "limit")})
+    overrides = ProjectQuota.objects.filter(project=project).values_list("resource", "limit")
+    limits.update({QuotaResource(r): v for r, v in overrides})
     return limits
 
 
@@ -80,8 +83,8 @@ def summary(project, user=None):
 def set_limit(project, resource, limit):
     """Operator override; ``project=None`` changes the default for everyone."""
     resource = QuotaResource(resource)
-    if not isinstance(limit, int) or limit < UNLIMITED:
-        raise ValueError("A limit is an integer >= -1 (-1: unlimited).")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not UNLIMITED <= limit <= MAX_LIMIT:
+        raise ValueError(f"A limit is an integer from -1 (unlimited) to {MAX_LIMIT}.")
     if project is None:
         QuotaDefault.objects.update_or_create(resource=resource, defaults={"limit": limit})
     else:

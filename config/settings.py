@@ -182,9 +182,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 LIBVIRT_URI = env("LIBVIRT_URI", "test:///default")
 LIBVIRT_VIRT_TYPE = env("LIBVIRT_VIRT_TYPE")  # None: detect (kvm with vmx/svm, else qemu)
 STORAGE_BACKEND = env("STORAGE_BACKEND", "file")
+# Where the file backend keeps images and instance disks (must be traversable by libvirt-qemu).
+STORAGE_ROOT = env("STORAGE_ROOT", str(VAR_DIR / "storage"))
+# Serial console logs and config drives of the guests on this host.
+INSTANCES_ROOT = env("INSTANCES_ROOT", str(VAR_DIR / "instances"))
 CEPH_CONF = env("CEPH_CONF")
 NETWORK_DRIVER = env("NETWORK_DRIVER", "none")
 COMPUTE_HOST = env("COMPUTE_HOST", "localhost")
+# A host whose worker has not heartbeaten for this long is down (not scheduled to).
+HOST_HEARTBEAT_INTERVAL = int(env("HOST_HEARTBEAT_INTERVAL", "10"))
+HOST_DOWN_AFTER = int(env("HOST_DOWN_AFTER", "60"))
+# Reconcile: how often each host compares libvirt with the database, and how
+# long an instance may stay in a task state before it is put in ERROR.
+RECONCILE_INTERVAL = int(env("RECONCILE_INTERVAL", "30"))
+TASK_TIMEOUT = int(env("TASK_TIMEOUT", "600"))
+# Seconds a guest gets to power off by ACPI before it is switched off hard.
+SHUTDOWN_TIMEOUT = int(env("SHUTDOWN_TIMEOUT", "60"))
 
 LOGGING = {
     "version": 1,

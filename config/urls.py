@@ -19,6 +19,7 @@ urlpatterns = [
     path("compute/", include("compute.api.urls")),
     path("network/", VersionView.as_view(document="network-root")),
     path("image/", VersionView.as_view(document="image-root")),
+    path("image/", include("compute.api.glance_urls")),
     path("volume/", VersionView.as_view(document="volume-root")),
     path("volume/v3/", VersionView.as_view(document="volume")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -26,5 +27,6 @@ urlpatterns = [
     # Unknown API paths answer JSON, never the dashboard's HTML 404.
     re_path(r"^(?P<service>identity|compute|network|image|volume)/", api_not_found),
     path("", include("identity.urls")),
+    path("", include("compute.urls")),
     path("", include("dashboard.urls")),
 ]

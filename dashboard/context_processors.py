@@ -1,14 +1,19 @@
 from identity.models import Membership
 
 # The left navigation: (section, staff only, items); an item is (label, icon,
-# url name, url-name prefixes that make it the active item).
+# url name, url-name prefixes that make it the active item). Panels live in
+# the dashboard's namespaces (NAV_NAMESPACES); their url names do not overlap.
 NAVIGATION = (
     ("Project", False, (
         ("Overview", "speedometer2", "dashboard:overview", ("overview",)),
+        ("Instances", "pc-display", "compute:instances", ("instance",)),
+        ("Images", "disc", "compute:images", ("image",)),
         ("Flavors", "box", "dashboard:flavors", ("flavor",)),
         ("Key Pairs", "key", "dashboard:keypairs", ("keypair",)),
     )),
     ("Admin", True, (
+        ("Hypervisors", "hdd-rack", "compute:admin-hypervisors", ("admin-hypervisor",)),
+        ("All Instances", "pc-display-horizontal", "compute:admin-instances", ("admin-instance",)),
         ("Flavors", "boxes", "dashboard:admin-flavors", ("admin-flavor",)),
         ("Django admin", "gear", "admin:index", ()),
     )),
@@ -21,6 +26,9 @@ NAVIGATION = (
 )
 
 
+NAV_NAMESPACES = ("dashboard", "compute")
+
+
 def navigation(request):
     """The layout's navigation and project switcher, only for signed-in
     dashboard pages. The memberships query is lazy: partials that never
@@ -29,7 +37,7 @@ def navigation(request):
     if user is None or not user.is_authenticated or request.path.startswith(("/admin/", "/api/")):
         return {}
     match = getattr(request, "resolver_match", None)
-    current = match.url_name if match and match.namespace == "dashboard" else None
+    current = match.url_name if match and match.namespace in NAV_NAMESPACES else None
     sections = []
     for title, staff_only, items in NAVIGATION:
         if staff_only and not user.is_staff:

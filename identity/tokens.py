@@ -14,13 +14,19 @@ from .choices import ROLE_RANK, Role
 from .models import Membership, Token, hash_secret
 
 
-def issue(user, project=None, methods=("password",), application_credential=None):
-    """Create a token; returns ``(key, token)``. The key is shown once."""
+def issue(user, project=None, methods=("password",), application_credential=None, expires_at=None):
+    """Create a token; returns ``(key, token)``. The key is shown once.
+
+    ``expires_at`` caps the lifetime: a token made from another token (a
+    rescope) never outlives it, or rescoping would renew a token forever
+    without proving the user's identity again (as in Keystone)."""
     key = "gAAAA" + secrets.token_urlsafe(32)  # a Fernet-like look the clients don't care about
     now = timezone.now()
     expires = now + timedelta(seconds=settings.TOKEN_TTL_SECONDS)
     if application_credential is not None and application_credential.expires_at:
         expires = min(expires, application_credential.expires_at)
+    if expires_at is not None:
+        expires = min(expires, expires_at)
     token = Token.objects.create(
         key_hash=hash_secret(key),
         user=user,

@@ -20,6 +20,7 @@ class LiveCloud:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs = []
+        self.logs = []
         self.env = None
 
     def start(self):
@@ -47,9 +48,10 @@ class LiveCloud:
         self.manage("collectstatic", "--noinput", "-v0")
         self.spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                            "--port", str(self.port), "--lifespan", "on", "--no-access-log"])
-        worker_log = self.spawn("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-                                           "--concurrency", "4", "-Q", "default", "-n", "live@localhost",
-                                           "--without-mingle", "--without-gossip", "--loglevel", "INFO"])
+        worker_log = self.spawn("worker", [sys.executable, "-m", "celery", "-A", "config", "worker",
+                                           "--pool", "threads", "--concurrency", "4", "-Q", "default",
+                                           "-n", "live@localhost", "--without-mingle", "--without-gossip",
+                                           "--loglevel", "INFO"])
         wait_for_port(self.port, proc=self.procs[0], what="the live web server")
         self._wait_for_line(worker_log, "ready.", self.procs[1])
         return self
@@ -60,7 +62,8 @@ class LiveCloud:
 
     def spawn(self, name, argv):
         log = self.folder / f"{name}.log"
-        handle = open(log, "ab")
+        handle = open(log, "ab")  # the child writes to it until stop() closes it
+        self.logs.append(handle)
         self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
                                            start_new_session=True))
         return log
@@ -80,8 +83,28 @@ class LiveCloud:
         for proc in reversed(self.procs):
             stop(proc)
         self.procs.clear()
+        for handle in self.logs:
+            handle.close()
+        self.logs.clear()
 
-    def clouds_yaml(self, path, username="demo", password="demo-live-pass", project="demo"):
+    def seed_user(self, username, password, project, role="member"):
+        """A user with ``role`` on ``project`` (created when missing), made by
+        the same identity services the admin uses: Keystone's API here has no
+        user create. Runs ``manage.py shell`` against the live database."""
+        code = (
+            "from django.contrib.auth import get_user_model\n"
+            "from identity import services\n"
+            "from identity.models import Project\n"
+            f"username, password, name, role = {username!r}, {password!r}, {project!r}, {role!r}\n"
+            "project = Project.objects.filter(name=name).first() or services.create_project(name=name)\n"
+            "user = get_user_model().objects.filter(username=username).first()\n"
+            "if user is None:\n"
+            "    user = get_user_model().objects.create_user(username=username, password=password)\n"
+            "services.set_membership(user=user, project=project, role=role)\n"
+        )
+        self.manage("shell", "-c", code)
+
+    def clouds_yaml(self, path, username="demo", password="demo-live-pass", project="demo"):  # noqa: S107
         path.write_text(
             "clouds:\n"
             "  dc:\n"

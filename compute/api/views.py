@@ -1,6 +1,7 @@
 """Nova 2.1: flavors, flavor access and extra specs, key pairs, limits and
 quota sets. Servers come with the compute issue."""
 
+from django.db import transaction
 from rest_framework.response import Response
 
 from billing import quotas
@@ -20,10 +21,13 @@ class NovaView(OpenStackAPIView):
     api_style = "nova"
     microversion_service = COMPUTE
 
-    def body(self, key):
+    def body(self, key, also=()):
+        """The request's one ``key`` object; as in Nova's schemas, nothing
+        else may be at the top level (but the keys in ``also``)."""
         value = self.request.data.get(key)
         if not isinstance(value, dict):
             raise BadRequest(f"The request body needs a '{key}' object.")
+        only_keys(self.request.data, (key, *also), "the request body")
         return value
 
 
@@ -277,20 +281,32 @@ class QuotaSetView(NovaView):
         body.update(NOVA_FIXED)
         return body
 
-    def get(self, request, project_id, defaults=False):
+    def get(self, request, project_id, defaults=False, detail=False):
         project = self.target(project_id)
         source = quotas.defaults() if defaults else quotas.limits_for(project)
-        return Response({"quota_set": self.quota_set(project, source)})
+        body = self.quota_set(project, source)
+        if detail:
+            # `openstack quota show --usage`: each limit with its in_use
+            # (key pairs are per user: the caller's, in the caller's project).
+            user = request.user if project == request.project else None
+            used = quotas.usage_for(project, user, list(NOVA_QUOTA_KEYS.values()))
+            in_use = {key: used[resource] for key, resource in NOVA_QUOTA_KEYS.items()}
+            body = {key: value if key == "id" else {"limit": value, "in_use": in_use.get(key, 0), "reserved": 0}
+                    for key, value in body.items()}
+        return Response({"quota_set": body})
 
-    def put(self, request, project_id, defaults=False):
-        if defaults:
-            raise BadRequest("Defaults are changed in the admin.")
+    def put(self, request, project_id, defaults=False, detail=False):
+        if defaults or detail:
+            raise BadRequest("Only the quota set itself can be updated (defaults are changed in the admin).")
         project = self.target(project_id)
         data = self.body("quota_set")
         only_keys(data, (*NOVA_QUOTA_KEYS, *NOVA_FIXED, "force"), "quota_set")
-        for key, value in data.items():
-            if key in NOVA_QUOTA_KEYS:
-                quotas.set_limit(project, NOVA_QUOTA_KEYS[key], parse_int(value, key, minimum=-1))
+        # Every value is checked before any is written: a bad one changes nothing.
+        limits = {NOVA_QUOTA_KEYS[key]: parse_int(value, key, minimum=-1, maximum=quotas.MAX_LIMIT)
+                  for key, value in data.items() if key in NOVA_QUOTA_KEYS}
+        with transaction.atomic():
+            for resource, limit in limits.items():
+                quotas.set_limit(project, resource, limit)
         body = self.quota_set(project, quotas.limits_for(project))
         del body["id"]
         return Response({"quota_set": body})

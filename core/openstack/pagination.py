@@ -10,7 +10,7 @@ from .views import parse_int
 MAX_LIMIT = 1000
 
 
-def paginate(request, queryset, *, sort_key="pk", marker_field="pk", max_limit=MAX_LIMIT):
+def paginate(request, queryset, *, sort_key="pk", marker_field="pk", max_limit=MAX_LIMIT, descending=False):
     """Return ``(rows, next_url)`` for the page after ``?marker=`` holding at
     most ``?limit=`` rows, ordered by ``sort_key`` then primary key.
 
@@ -21,15 +21,20 @@ def paginate(request, queryset, *, sort_key="pk", marker_field="pk", max_limit=M
     limit = max_limit
     if "limit" in params:
         limit = min(parse_int(params["limit"], "limit", minimum=0), max_limit)
-    queryset = queryset.order_by(sort_key, "pk")
+    sign, after = ("-", "lt") if descending else ("", "gt")
+    queryset = queryset.order_by(sign + sort_key, sign + "pk")
     marker = params.get("marker")
     if marker:
         try:
-            anchor = queryset.model._default_manager.filter(**{marker_field: marker}).values(sort_key, "pk").get()
-        except (queryset.model.DoesNotExist, ValueError):
+            # Only a row the caller can see may be a marker: looking it up
+            # anywhere else would tell a hidden row's existence (and another
+            # user's key pair of the same name would make it ambiguous).
+            anchor = queryset.filter(**{marker_field: marker}).values(sort_key, "pk").get()
+        except (queryset.model.DoesNotExist, queryset.model.MultipleObjectsReturned, ValueError):
             raise BadRequest(f"Marker {marker} could not be found.") from None
         queryset = queryset.filter(
-            Q(**{f"{sort_key}__gt": anchor[sort_key]}) | Q(**{sort_key: anchor[sort_key], "pk__gt": anchor["pk"]})
+            Q(**{f"{sort_key}__{after}": anchor[sort_key]})
+            | Q(**{sort_key: anchor[sort_key], f"pk__{after}": anchor["pk"]})
         )
     rows = list(queryset[: limit + 1])
     next_url = None

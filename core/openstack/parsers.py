@@ -1,9 +1,33 @@
 import json
+import math
 
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
 from .errors import BadRequest, RequestTooLarge
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def loads(raw, what):
+    """Standard JSON only: NaN and Infinity (which Python's json accepts) are
+    refused, since no response could render them back; nesting too deep for
+    the recursive decoder is a 400, not a crash."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise BadRequest(f"Malformed JSON in the {what}: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"Malformed JSON in the {what}: nested too deeply.") from None
 
 
 class StrictJSONParser(BaseParser):
@@ -30,10 +54,7 @@ class StrictJSONParser(BaseParser):
             raise RequestTooLarge(f"Request body is over the limit of {limit} bytes.")
         if not raw.strip():
             return {}
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"Malformed request body: {exc}") from None
+        data = loads(raw, "request body")
         if not isinstance(data, dict):
             raise BadRequest("The request body must be a JSON object.")
         return data
@@ -48,10 +69,7 @@ class JSONPatchParser(StrictJSONParser):
         raw = stream.read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) if stream is not None else b""
         if len(raw) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise RequestTooLarge()
-        try:
-            data = json.loads(raw.decode("utf-8") or "null")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"Malformed JSON patch: {exc}") from None
+        data = loads(raw or b"null", "JSON patch")
         if not isinstance(data, list):
             raise BadRequest("A JSON patch must be a list of operations.")
         return data

@@ -107,16 +107,22 @@ class TokensView(KeystoneView):
         methods = identity.get("methods")
         if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
             raise BadRequest("'identity.methods' must be a non-empty list of method names.")
+        expires_at, issued_methods = None, methods[:1]
         if "application_credential" in methods:
             user, project, credential = self._by_application_credential(identity)
         elif "password" in methods:
             user, credential = self._by_password(identity), None
             project = self._scope(auth.get("scope"), user)
         elif "token" in methods:
-            user, credential, project = self._by_token(identity, auth)
+            original = self._by_token(identity)
+            user, credential, project = original.user, None, self._scope(auth.get("scope"), original.user)
+            # Keystone keeps the original expiry and adds the original methods.
+            expires_at = original.expires_at
+            issued_methods = ["token", *(m for m in original.methods if m != "token")]
         else:
             raise Unauthorized(f"Unsupported authentication method {methods[0]!r}.")
-        key, token = tokens.issue(user, project, methods=methods[:1], application_credential=credential)
+        key, token = tokens.issue(user, project, methods=issued_methods, application_credential=credential,
+                                  expires_at=expires_at)
         response = Response(token_body(request, token), status=201)
         response["X-Subject-Token"] = key
         return response
@@ -136,14 +142,16 @@ class TokensView(KeystoneView):
             raise Unauthorized("The request you have made requires authentication.")
         return found
 
-    def _by_token(self, identity, auth):
+    def _by_token(self, identity):
         ref = require_dict(identity, "token", "identity")
-        token = tokens.validate(ref.get("id") if isinstance(ref.get("id"), str) else "")
+        if not isinstance(ref.get("id"), str):
+            raise BadRequest("'identity.token.id' must be a string.")
+        token = tokens.validate(ref["id"])
         if token is None:
             raise Unauthorized("The token is not valid.")
         if token.application_credential_id:
             raise Forbidden("A token from an application credential cannot be rescoped.")
-        return token.user, None, self._scope(auth.get("scope"), token.user)
+        return token
 
     def _by_application_credential(self, identity):
         ref = require_dict(identity, "application_credential", "identity")
@@ -166,7 +174,11 @@ class TokensView(KeystoneView):
 
     def _scope(self, scope, user):
         if scope is None:
-            return user.default_project if user.default_project_id and self._member(user, user.default_project) else None
+            if user.default_project_id and self._member(user, user.default_project):
+                return user.default_project
+            return None
+        if scope == "unscoped" or scope == {"unscoped": {}}:
+            return None  # explicitly unscoped, even with a default project (keystoneauth's unscoped=True)
         if not isinstance(scope, dict):
             raise BadRequest("'scope' must be an object.")
         if "project" not in scope:
@@ -223,7 +235,10 @@ class AuthProjectsView(KeystoneView):
 class AuthCatalogView(KeystoneView):
     def get(self, request):
         token = self.caller_token()
-        return Response({"catalog": catalog(request, token.project_id), "links": {"self": request.build_absolute_uri()}})
+        if token.project_id is None:  # as Keystone: an unscoped token has no catalog
+            raise Forbidden("A project-scoped token is required to produce a service catalog.")
+        return Response({"catalog": catalog(request, token.project_id),
+                         "links": {"self": request.build_absolute_uri()}})
 
 
 class ProjectsView(AuthProjectsView):
@@ -276,7 +291,8 @@ def credential_ref(request, cred, secret=None):
            "project_id": cred.project_id, "user_id": cred.user_id, "expires_at": iso(cred.expires_at),
            "unrestricted": cred.unrestricted, "roles": [{"id": ROLE_IDS[Role(cred.role)], "name": cred.role}],
            "access_rules": [], "system": None,
-           "links": {"self": public_url(request) + f"/identity/v3/users/{cred.user_id}/application_credentials/{cred.id}"}}
+           "links": {"self": f"{public_url(request)}/identity/v3/users/{cred.user_id}"
+                             f"/application_credentials/{cred.id}"}}
     if secret is not None:
         ref["secret"] = secret
     return ref
@@ -323,8 +339,13 @@ class ApplicationCredentialsView(KeystoneView):
         secret = ref.get("secret")
         if secret is not None and (not isinstance(secret, str) or len(secret) < 8):
             raise BadRequest("'secret' must be a string of at least 8 characters.")
+        unrestricted = ref.get("unrestricted", False)
+        if not isinstance(unrestricted, bool):  # bool("false") is True: only a JSON boolean will do
+            raise BadRequest("'unrestricted' must be a boolean.")
         role = None
         if ref.get("roles"):
+            if not isinstance(ref["roles"], list):
+                raise BadRequest("'roles' must be a list of {\"name\": ...} objects.")
             names = [r.get("name") for r in ref["roles"] if isinstance(r, dict)]
             valid = [Role(n) for n in names if n in Role.values]
             if len(valid) != len(ref["roles"]):
@@ -336,7 +357,7 @@ class ApplicationCredentialsView(KeystoneView):
             cred, secret = services.create_application_credential(
                 user=request.user, project=token.project, name=name.strip(), secret=secret,
                 description=str(ref.get("description") or ""), expires_at=expires_at, role=role,
-                unrestricted=bool(ref.get("unrestricted", False)),
+                unrestricted=unrestricted,
             )
         except Conflict:
             raise

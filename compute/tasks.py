@@ -1,0 +1,290 @@
+"""Compute tasks: thin. Each takes ids, reloads the rows, calls one driver
+(or the scheduler), records the outcome and publishes it. On any failure
+the instance is left in a stable state (ERROR, or back where it was) with
+a fault the user can read; nothing stays in a task state.
+"""
+
+import base64
+import logging
+from pathlib import Path
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from storage.drivers import get_storage
+
+from . import services
+from .drivers import get_driver
+from .drivers.base import DriverError, GuestSpec, PowerState
+from .models import Host, Instance, InstanceAction
+from .scheduler import NoValidHost, select_host
+from .states import TaskState, VMState
+
+logger = logging.getLogger(__name__)
+
+
+def _finish(instance_id, action_id=None, error=None, **fields):
+    """Write the final state in one UPDATE, close the action, publish."""
+    fields.setdefault("task_state", None)
+    Instance.objects.filter(pk=instance_id).update(updated_at=timezone.now(), **fields)
+    if action_id:
+        InstanceAction.objects.filter(pk=action_id).update(
+            finish_time=timezone.now(), result="Error" if error else "Success", message=str(error or "")[:2000])
+    instance = Instance.objects.select_related("host").get(pk=instance_id)
+    if error:
+        services.record_fault(instance, error)
+    services.instance_changed(instance)
+    return instance
+
+
+def _action_id(instance_id, name):
+    return InstanceAction.objects.filter(instance_id=instance_id, action=name).values_list("pk", flat=True).first()
+
+
+@shared_task(soft_time_limit=60, ignore_result=True)
+def schedule_instance(instance_id):
+    """Pick a host (default queue) and hand the build to its queue."""
+    create = _action_id(instance_id, "create")
+    try:
+        with transaction.atomic():
+            instance = Instance.objects.select_for_update(of=("self",)).select_related("server_group").filter(
+                pk=instance_id, vm_state=VMState.BUILDING, task_state=TaskState.SCHEDULING).first()
+            if instance is None:
+                return  # deleted meanwhile, or already scheduled
+            host = select_host(instance)
+            Instance.objects.filter(pk=instance_id).update(host=host, task_state=TaskState.SPAWNING, progress=10)
+    except NoValidHost as exc:
+        _finish(instance_id, create, error=exc, vm_state=VMState.ERROR)
+        return
+    services.instance_changed(Instance.objects.get(pk=instance_id))
+    spawn_instance.apply_async(args=(instance_id,), queue=host.queue)
+
+
+def instances_root(instance_id):
+    path = Path(settings.INSTANCES_ROOT) / instance_id
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+def guest_spec(instance, disks):
+    """The driver's view of an instance. NICs come with the network issue;
+    until then a guest has none."""
+    return GuestSpec(
+        uuid=instance.pk, name=instance.domain_name, vcpus=instance.vcpus, memory_mib=instance.memory_mib,
+        disks=tuple(disks), nics=(),
+        console_log=str(instances_root(instance.pk) / "console.log"),
+        metadata={"name": instance.name, "project": instance.project_id, "flavor": instance.flavor_name},
+    )
+
+
+def build_disks(instance):
+    """Root disk from the image, plus the config drive."""
+    from .drivers import configdrive
+
+    root = get_storage().create_instance_disk(instance.pk, instance.image_ref, instance.root_gb)
+    disks = [root]
+    if instance.config_drive:
+        user_data = base64.b64decode(instance.user_data) if instance.user_data else b""
+        keys = {instance.key_name: instance.key_data} if instance.key_data else {}
+        disks.append(configdrive.disk_spec(configdrive.build(
+            instances_root(instance.pk), uuid=instance.pk, hostname=instance.hostname, name=instance.name,
+            public_keys=keys, user_data=user_data, metadata=instance.metadata,
+            availability_zone=instance.availability_zone or "nova", project_id=instance.project_id)))
+    return disks
+
+
+@shared_task(soft_time_limit=300, time_limit=360, ignore_result=True)
+def spawn_instance(instance_id):
+    """On the chosen host: make the disks, define and start the guest."""
+    create = _action_id(instance_id, "create")
+    instance = Instance.objects.filter(pk=instance_id, task_state=TaskState.SPAWNING).first()
+    if instance is None:
+        return
+    driver, storage = get_driver(), get_storage()
+    try:
+        Instance.objects.filter(pk=instance_id).update(progress=40)
+        spec = guest_spec(instance, build_disks(instance))
+        Instance.objects.filter(pk=instance_id).update(progress=70)
+        driver.spawn(spec)
+    except (DriverError, SoftTimeLimitExceeded, OSError, Exception) as exc:  # noqa: BLE001 - any failure → ERROR
+        logger.exception("spawning %s", instance_id)
+        _cleanup_guest(instance_id, driver, storage)
+        _finish(instance_id, create, error=f"Build of instance {instance_id} failed: {exc}",
+                vm_state=VMState.ERROR, power_state=PowerState.NOSTATE)
+        return
+    # A delete that arrived while spawning wins: its task will destroy the guest.
+    Instance.objects.filter(pk=instance_id, task_state=TaskState.SPAWNING).update(
+        vm_state=VMState.ACTIVE, task_state=None, power_state=PowerState.RUNNING, progress=100,
+        launched_at=timezone.now(), updated_at=timezone.now())
+    InstanceAction.objects.filter(pk=create).update(finish_time=timezone.now(), result="Success")
+    services.instance_changed(Instance.objects.get(pk=instance_id))
+
+
+def _cleanup_guest(instance_id, driver, storage):
+    for step in (lambda: driver.destroy(instance_id), lambda: storage.delete_instance_disk(instance_id)):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - best effort: the reconcile reports leftovers
+            logger.exception("cleaning up %s", instance_id)
+
+
+# Final vm_state and power_state of each action, and the driver call doing it.
+def _do(action, instance, driver, **kwargs):
+    uuid = instance.pk
+    if action == "start":
+        driver.power_on(uuid)
+        return VMState.ACTIVE, PowerState.RUNNING
+    if action == "stop":
+        driver.power_off(uuid, timeout=settings.SHUTDOWN_TIMEOUT)
+        return VMState.STOPPED, PowerState.SHUTDOWN
+    if action == "reboot":
+        driver.reboot(uuid, hard=False)
+        return VMState.ACTIVE, PowerState.RUNNING
+    if action == "reboot_hard":
+        driver.reboot(uuid, hard=True)
+        return VMState.ACTIVE, PowerState.RUNNING
+    if action == "pause":
+        driver.pause(uuid)
+        return VMState.PAUSED, PowerState.PAUSED
+    if action == "unpause":
+        driver.unpause(uuid)
+        return VMState.ACTIVE, PowerState.RUNNING
+    if action == "suspend":
+        driver.suspend(uuid)
+        return VMState.SUSPENDED, PowerState.SUSPENDED
+    if action == "resume":
+        driver.resume(uuid)
+        return VMState.ACTIVE, PowerState.RUNNING
+    raise ValueError(action)
+
+
+@shared_task(soft_time_limit=600, time_limit=660, ignore_result=True)
+def run_action(instance_id, action, action_id, **kwargs):
+    instance = Instance.objects.select_related("host").filter(pk=instance_id).first()
+    if instance is None:
+        return
+    handler = {"delete": _delete, "resize": _resize, "confirm_resize": _confirm_resize,
+               "revert_resize": _revert_resize, "rebuild": _rebuild, "snapshot": _snapshot}.get(action)
+    driver = get_driver()
+    try:
+        if handler is not None:
+            handler(instance, action_id, driver, **kwargs)
+            return
+        vm_state, power_state = _do(action, instance, driver, **kwargs)
+    except (DriverError, SoftTimeLimitExceeded, Exception) as exc:  # noqa: BLE001 - reported as the fault
+        logger.exception("%s of %s", action, instance_id)
+        # Back to a stable state: what the hypervisor says now.
+        power = _safe_power_state(driver, instance_id)
+        _finish(instance_id, action_id, error=f"{action} failed: {exc}", power_state=power,
+                vm_state=_resting_state(instance, power))
+        return
+    _finish(instance_id, action_id, vm_state=vm_state, power_state=power_state)
+
+
+def _safe_power_state(driver, instance_id):
+    try:
+        return driver.power_state(instance_id)
+    except Exception:  # noqa: BLE001
+        return PowerState.NOSTATE
+
+
+def _resting_state(instance, power):
+    from .states import POWER_TO_VM_STATE
+
+    return POWER_TO_VM_STATE.get(power, VMState.ERROR if power == PowerState.NOSTATE else instance.vm_state)
+
+
+def _delete(instance, action_id, driver, **_):
+    storage = get_storage()
+    driver.destroy(instance.pk)
+    storage.delete_instance_disk(instance.pk)
+    _remove_instance_files(instance.pk)
+    _finish(instance.pk, action_id, vm_state=VMState.DELETED, power_state=PowerState.NOSTATE,
+            terminated_at=timezone.now())
+    services.usage_changed(instance.project)
+
+
+def _remove_instance_files(instance_id):
+    import shutil
+
+    shutil.rmtree(Path(settings.INSTANCES_ROOT) / instance_id, ignore_errors=True)
+
+
+def _resize(instance, action_id, driver, flavor_id):
+    from .models import Flavor
+
+    flavor = Flavor.objects.get(pk=flavor_id)
+    old = {"id": instance.flavor_ref, "name": instance.flavor_name, "vcpus": instance.vcpus,
+           "ram": instance.memory_mib, "disk": instance.root_gb}
+    running = driver.power_state(instance.pk) == PowerState.RUNNING
+    if running:
+        driver.power_off(instance.pk, timeout=settings.SHUTDOWN_TIMEOUT)
+    driver.resize(instance.pk, flavor.vcpus, flavor.ram)
+    get_storage().resize_instance_disk(instance.pk, max(flavor.disk, instance.root_gb))
+    if running:
+        driver.power_on(instance.pk)
+    _finish(instance.pk, action_id, vm_state=VMState.RESIZED, old_flavor=old, flavor=flavor, flavor_ref=flavor.pk,
+            flavor_name=flavor.name, vcpus=flavor.vcpus, memory_mib=flavor.ram,
+            root_gb=max(flavor.disk, instance.root_gb), power_state=driver.power_state(instance.pk))
+
+
+def _confirm_resize(instance, action_id, driver, **_):
+    power = driver.power_state(instance.pk)
+    _finish(instance.pk, action_id, vm_state=_resting_state(instance, power), old_flavor=None, power_state=power)
+
+
+def _revert_resize(instance, action_id, driver, **_):
+    from .models import Flavor
+
+    old = instance.old_flavor or {}
+    running = driver.power_state(instance.pk) == PowerState.RUNNING
+    if running:
+        driver.power_off(instance.pk, timeout=settings.SHUTDOWN_TIMEOUT)
+    driver.resize(instance.pk, old["vcpus"], old["ram"])
+    if running:
+        driver.power_on(instance.pk)
+    power = driver.power_state(instance.pk)
+    _finish(instance.pk, action_id, vm_state=_resting_state(instance, power), old_flavor=None,
+            flavor=Flavor.objects.filter(pk=old["id"]).first(), flavor_ref=old["id"], flavor_name=old["name"],
+            vcpus=old["vcpus"], memory_mib=old["ram"], power_state=power)
+    services.usage_changed(instance.project)
+
+
+def _rebuild(instance, action_id, driver, image_id):
+    from .models import Image
+
+    image = Image.objects.get(pk=image_id)
+    driver.destroy(instance.pk)
+    get_storage().delete_instance_disk(instance.pk)
+    Instance.objects.filter(pk=instance.pk).update(image_ref=image.pk)
+    instance.refresh_from_db()
+    driver.spawn(guest_spec(instance, build_disks(instance)))
+    _finish(instance.pk, action_id, vm_state=VMState.ACTIVE, power_state=PowerState.RUNNING)
+
+
+def _snapshot(instance, action_id, driver, image_id):
+    from . import images
+
+    was = instance.vm_state
+    try:
+        stored = get_storage().snapshot_instance_disk(instance.pk, image_id)
+        images.mark_stored(image_id, stored)
+    except Exception as exc:
+        images.mark_failed(image_id, exc)
+        raise
+    _finish(instance.pk, action_id, vm_state=was, power_state=driver.power_state(instance.pk))
+
+
+# --- Hosts ------------------------------------------------------------------------
+
+@shared_task(soft_time_limit=120, ignore_result=True)
+def reconcile_host(host_name):
+    from .reconcile import reconcile
+
+    host = Host.objects.filter(name=host_name).first()
+    if host is not None:
+        reconcile(host, get_driver(), get_storage())
