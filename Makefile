@@ -8,10 +8,12 @@ PORT ?= 8000
 
 # What the embedded mode needs: a Python toolchain to build the few C
 # extensions (libvirt-python), node/npm for the front-end assets.
-RUN_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0
+RUN_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 qemu-utils genisoimage
 # What the suite runs against, on top of that.
-TEST_PACKAGES := $(RUN_PACKAGES) postgresql redis-server chromium fonts-liberation
-ALLINONE_PACKAGES := $(RUN_PACKAGES) postgresql redis-server
+# The real hypervisor: libvirtd with QEMU, run under tini (see HOST-NOTES).
+HYPERVISOR_PACKAGES := libvirt-daemon-system qemu-system-x86 tini
+TEST_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server chromium fonts-liberation
+ALLINONE_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server
 
 .PHONY: run test allinone stop system-run system-test system-allinone venv venv-test assets guest-image lint clean
 

@@ -25,7 +25,8 @@ def register(driver, name=None):
         name=name or settings.COMPUTE_HOST,
         defaults={"uri": info.uri, "virt_type": info.virt_type, "hypervisor_type": info.hypervisor_type,
                   "hypervisor_version": info.hypervisor_version, "vcpus": info.vcpus,
-                  "memory_mib": info.memory_mib, "disk_gb": info.disk_gb, "last_heartbeat": timezone.now()},
+                  "memory_mib": info.memory_mib, "disk_gb": info.disk_gb, "last_heartbeat": timezone.now(),
+                  "availability_zone": settings.COMPUTE_AVAILABILITY_ZONE},
     )
     return host
 

@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 # uuid -> first time an unknown guest/disk was seen (per worker process).
 _orphans_seen = {}
-ORPHAN_GRACE = 60  # seconds
 
 
 def reconcile(host, driver, storage):
@@ -102,7 +101,7 @@ def _orphans(host, guests, driver, storage, report):
             del _orphans_seen[uuid]
     for uuid in candidates:
         first = _orphans_seen.setdefault(uuid, now)
-        if now - first < ORPHAN_GRACE:
+        if now - first < settings.ORPHAN_GRACE:
             logger.warning("host %s holds guest or disk %s that the database does not know", host.name, uuid)
             report["orphans_seen"].append(uuid)
             continue

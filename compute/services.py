@@ -11,6 +11,7 @@ import uuid
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -226,6 +227,7 @@ def launch(*, project, user, name, flavor, image, key_name=None, user_data=None,
     """Create ``min_count``..``max_count`` instances (as many as the quota
     allows, at least ``min_count``) and enqueue their builds. Returns them."""
     validate_name(name, "server name")
+    availability_zone = availability_zone or settings.DEFAULT_SCHEDULE_ZONE
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor.id} is disabled.")
     if image is not None:

@@ -10,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .env import BASE_DIR, VAR_DIR, env, env_bool, env_list, local_secret_key
 
+# Local state: the SQLite database, generated secret, guest images, storage.
+VAR_DIR = VAR_DIR
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
@@ -141,6 +143,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.openstack.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "core.openstack.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.openstack.negotiation.JSONOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -189,6 +192,11 @@ INSTANCES_ROOT = env("INSTANCES_ROOT", str(VAR_DIR / "instances"))
 CEPH_CONF = env("CEPH_CONF")
 NETWORK_DRIVER = env("NETWORK_DRIVER", "none")
 COMPUTE_HOST = env("COMPUTE_HOST", "localhost")
+COMPUTE_AVAILABILITY_ZONE = env("COMPUTE_AVAILABILITY_ZONE", "nova")
+# Zone for launches that name none (Nova's default_schedule_zone); unset: any.
+DEFAULT_SCHEDULE_ZONE = env("DEFAULT_SCHEDULE_ZONE")
+# The tiny guest registered as image tiny-linux by seed_demo.
+GUEST_IMAGE = env("GUEST_IMAGE", str(VAR_DIR / "images" / "tiny-linux.qcow2"))
 # A host whose worker has not heartbeaten for this long is down (not scheduled to).
 HOST_HEARTBEAT_INTERVAL = int(env("HOST_HEARTBEAT_INTERVAL", "10"))
 HOST_DOWN_AFTER = int(env("HOST_DOWN_AFTER", "60"))
@@ -196,6 +204,8 @@ HOST_DOWN_AFTER = int(env("HOST_DOWN_AFTER", "60"))
 # long an instance may stay in a task state before it is put in ERROR.
 RECONCILE_INTERVAL = int(env("RECONCILE_INTERVAL", "30"))
 TASK_TIMEOUT = int(env("TASK_TIMEOUT", "600"))
+# Guests and disks of ours unknown to the database are removed after this long.
+ORPHAN_GRACE = int(env("ORPHAN_GRACE", "300"))
 # Seconds a guest gets to power off by ACPI before it is switched off hard.
 SHUTDOWN_TIMEOUT = int(env("SHUTDOWN_TIMEOUT", "60"))
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from billing.api.urls import network_urlpatterns, volume_urlpatterns
 from core.openstack.versions import VersionView
 from core.views import api_not_found
 
@@ -22,6 +23,8 @@ urlpatterns = [
     path("image/", include("compute.api.glance_urls")),
     path("volume/", VersionView.as_view(document="volume-root")),
     path("volume/v3/", VersionView.as_view(document="volume")),
+    path("volume/", include(volume_urlpatterns)),
+    path("network/", include(network_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     # Unknown API paths answer JSON, never the dashboard's HTML 404.

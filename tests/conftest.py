@@ -1,9 +1,21 @@
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 from rest_framework.test import APIClient
 
 from identity.choices import Role
 
 from .factories import make_project, make_user, token_for
+
+REPO = Path(__file__).resolve().parents[1]
+# Files QEMU guests open live in 0755 folders under /var/tmp: libvirt's DAC
+# driver hands disks to libvirt-qemu, which must traverse every parent
+# (pytest's own tmp_path folders are 0700).
+GUEST_IMAGE_DIR = Path(os.environ.get("DC_GUEST_IMAGE_DIR", "/var/tmp/dreamcompute-guest-image"))
 
 
 class Tenant:
@@ -49,15 +61,45 @@ def flavors(db):
 
 
 @pytest.fixture(scope="session")
-def live_cloud(tmp_path_factory):
-    """The running cloud (web + worker processes on PostgreSQL and Redis)."""
+def libvirtd():
+    """The system libvirtd (started here, or the one already running)."""
+    from core.localservers import Libvirtd
+
+    folder = tempfile.mkdtemp(prefix="dc-libvirtd-")
+    daemon = Libvirtd(folder)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def guest_image():
+    """Path of tiny-linux.qcow2, built by scripts/build-guest-image into a
+    folder that persists across runs (the build is skipped when up to date
+    and its .deb cache saves the download)."""
+    GUEST_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    GUEST_IMAGE_DIR.chmod(0o755)
+    subprocess.run([str(REPO / "scripts" / "build-guest-image"), str(GUEST_IMAGE_DIR)], check=True)
+    return GUEST_IMAGE_DIR / "tiny-linux.qcow2"
+
+
+@pytest.fixture(scope="session")
+def live_cloud(libvirtd, guest_image):
+    """The running cloud: web server and worker processes on PostgreSQL and
+    Redis, with two compute hosts: ``localhost`` on libvirt's test driver
+    (zone ``nova``, where launches go by default) and ``qemu1`` booting real
+    QEMU guests (zone ``real``)."""
     from .live import LiveCloud
 
-    folder = tmp_path_factory.mktemp("live-cloud")
-    folder.chmod(0o755)
-    cloud = LiveCloud(folder)
+    folder = tempfile.mkdtemp(prefix="dc-live-", dir="/var/tmp")
+    os.chmod(folder, 0o755)  # noqa: S103 - libvirt-qemu must traverse it
+    cloud = LiveCloud(folder, guest_image=guest_image)
     try:
         cloud.start()
         yield cloud
     finally:
         cloud.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class LiveCloud:
-    def __init__(self, folder):
+    def __init__(self, folder, guest_image=None):
         self.folder = Path(folder)
+        self.guest_image = guest_image
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs = []
@@ -41,31 +42,46 @@ class LiveCloud:
             "ADMIN_PASSWORD": "admin-live-pass",
             "DEMO_PASSWORD": "demo-live-pass",
             "DC_VAR_DIR": str(self.folder),
+            "LIBVIRT_URI": "test:///default",
+            "COMPUTE_HOST": "localhost",
+            "DEFAULT_SCHEDULE_ZONE": "nova",
+            "HOST_HEARTBEAT_INTERVAL": "1",
+            "RECONCILE_INTERVAL": "2",
+            "SHUTDOWN_TIMEOUT": "20",
         }
+        if self.guest_image:
+            self.env["GUEST_IMAGE"] = str(self.guest_image)
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.manage("migrate", "-v0")
         self.manage("seed_demo")
         self.manage("collectstatic", "--noinput", "-v0")
         self.spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                            "--port", str(self.port), "--lifespan", "on", "--no-access-log"])
-        worker_log = self.spawn("worker", [sys.executable, "-m", "celery", "-A", "config", "worker",
-                                           "--pool", "threads", "--concurrency", "4", "-Q", "default",
-                                           "-n", "live@localhost", "--without-mingle", "--without-gossip",
-                                           "--loglevel", "INFO"])
+        # The default queue and the test-driver host in one worker; the real
+        # QEMU host in another, as on a hypervisor.
+        worker_log = self.spawn("worker", self.worker_argv("default,compute.localhost", "live@localhost"))
+        qemu_log = self.spawn("worker-qemu1", self.worker_argv("compute.qemu1", "qemu1@localhost"), {
+            "COMPUTE_HOST": "qemu1", "LIBVIRT_URI": "qemu:///system", "COMPUTE_AVAILABILITY_ZONE": "real"})
         wait_for_port(self.port, proc=self.procs[0], what="the live web server")
         self._wait_for_line(worker_log, "ready.", self.procs[1])
+        self._wait_for_line(qemu_log, "ready.", self.procs[2])
         return self
+
+    @staticmethod
+    def worker_argv(queues, name):
+        return [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "4",
+                "-Q", queues, "-n", name, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
 
     def manage(self, *args):
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
 
-    def spawn(self, name, argv):
+    def spawn(self, name, argv, extra_env=None):
         log = self.folder / f"{name}.log"
         handle = open(log, "ab")  # the child writes to it until stop() closes it
         self.logs.append(handle)
-        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=handle,
+                                           stderr=subprocess.STDOUT, start_new_session=True))
         return log
 
     @staticmethod

@@ -11,4 +11,4 @@ DOMAIN_PREFIX = "dc-"
 def get_driver():
     from .libvirt.driver import LibvirtDriver
 
-    return LibvirtDriver(settings.LIBVIRT_URI, virt_type=settings.LIBVIRT_VIRT_TYPE)
+    return LibvirtDriver(settings.LIBVIRT_URI, virt_type=settings.LIBVIRT_VIRT_TYPE, storage_root=settings.STORAGE_ROOT)

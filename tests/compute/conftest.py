@@ -10,41 +10,12 @@ files to the libvirt-qemu user, which must be able to traverse every parent
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-GUEST_IMAGE_DIR = Path(os.environ.get("DC_GUEST_IMAGE_DIR", "/var/tmp/dreamcompute-guest-image"))
 URIS = {"test": "test:///default", "qemu": "qemu:///system"}
-
-
-@pytest.fixture(scope="session")
-def libvirtd():
-    """The system libvirtd (started here, or the one already running)."""
-    from core.localservers import Libvirtd
-
-    folder = tempfile.mkdtemp(prefix="dc-libvirtd-")
-    daemon = Libvirtd(folder)
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def guest_image():
-    """Path of tiny-linux.qcow2, built by scripts/build-guest-image into a
-    folder that persists across runs (the build is skipped when up to date
-    and its .deb cache saves the download)."""
-    GUEST_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-    GUEST_IMAGE_DIR.chmod(0o755)
-    subprocess.run([str(REPO / "scripts" / "build-guest-image"), str(GUEST_IMAGE_DIR)], check=True)
-    return GUEST_IMAGE_DIR / "tiny-linux.qcow2"
 
 
 @pytest.fixture

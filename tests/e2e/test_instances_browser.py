@@ -4,6 +4,7 @@ BUILD to ACTIVE as the worker pushes it (no reload), stop and start from the
 row actions (whose menu follows the pushed state), and follow the console
 log tab over its websocket."""
 
+import re
 import subprocess
 import sys
 import time
@@ -45,34 +46,43 @@ def wait_for_host(page, name="localhost", timeout=60):
     raise AssertionError(f"host {name} never came up")
 
 
-def ensure_image(page, tmp_path):
-    """The seeded tiny-linux image when the cloud has one, else a small
-    qcow2 uploaded through the Images panel (which shows its progress)."""
-    page.goto("/images/")
-    seeded = page.locator("#image-table tbody tr", has_text=IMAGE).filter(has=page.locator(".badge",
-                                                                                          has_text="Active"))
-    if seeded.count():
-        return IMAGE
-    name = f"e2e-tiny-{int(time.time())}"
+def upload_image(page, tmp_path):
+    """A small qcow2 made with qemu-img, created and uploaded through the
+    Images panel; returns its name once the list shows it active."""
+    name = f"e2e-tiny-{int(time.time() * 1000)}"
     disk = tmp_path / "tiny.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    page.goto("/images/")
     page.click("#image-create-button")
     page.fill("#id_name", name)
     page.select_option("#id_disk_format", "qcow2")
     page.select_option("#id_container_format", "bare")
     page.set_input_files("#id_file", str(disk))
-    # Record the bar as upload.js moves it (the XHR's upload progress events).
+    # What the bar shows as upload.js moves it with the XHR's upload progress events.
+    seen = []
+    page.expose_function("dcUploadSeen", lambda text: seen.append(text))
     page.evaluate("""() => {
-        window.__uploadSeen = [];
         const bar = document.querySelector('[data-upload-bar]');
-        new MutationObserver(() => window.__uploadSeen.push(bar.textContent))
+        new MutationObserver(() => window.dcUploadSeen(bar.textContent))
             .observe(bar, {childList: true, characterData: true, subtree: true});
     }""")
-    with page.expect_navigation(url="**/images/"):
-        page.click("[data-upload-submit]")
+    with page.expect_request(lambda r: r.method == "POST" and "/images/create/" in r.url) as sent:
+        with page.expect_navigation(url="**/images/"):
+            page.click("[data-upload-submit]")
+    # Sent by XMLHttpRequest (a plain form post carries neither header), and the bar got to 100%.
+    headers = sent.value.headers
+    assert headers.get("hx-request") == "true" and headers.get("x-csrftoken")
+    assert "100%" in seen
     row = page.locator("#image-table tbody tr", has_text=name)
-    assert row.locator(".badge").inner_text() == "Active"
+    assert row.locator("[data-image-status]").inner_text() == "Active"
     return name
+
+
+def ensure_image(page, tmp_path):
+    """The seeded tiny-linux image when the cloud has one, else an uploaded one."""
+    page.goto("/images/")
+    seeded = page.locator("#image-table tbody tr", has_text=IMAGE).locator("[data-image-status=active]")
+    return IMAGE if seeded.count() else upload_image(page, tmp_path)
 
 
 def status_of(page, instance_id):
@@ -124,14 +134,15 @@ def test_launch_watch_it_build_stop_start_and_follow_the_console(new_context, co
     page.fill("#id_count", "1")
     page.select_option("#id_flavor", "50")
     assert cores.locator("[data-quota-after]").inner_text() == str(used + 1)
-    with page.expect_navigation(url="**/instances/"):
+    with page.expect_navigation(url="**/instances/") as navigation:
         page.click("#launch-submit")
+    served = navigation.value.text()
 
     # Back on the list: the new row builds, and its badge turns ACTIVE by push.
     row = page.locator("#instance-table tbody tr", has_text=name)
     instance_id = row.get_attribute("data-instance-id")
-    first = status_of(page, instance_id)
-    assert first in ("BUILD", "ACTIVE")  # ACTIVE only when the build beat the page load
+    first = re.search(rf'id="instance-status-{instance_id}"[^>]*data-status="(\w+)"', served).group(1)
+    assert first in ("BUILD", "ACTIVE")  # ACTIVE only when the build beat the page
     page.evaluate("window.__sameDocument = true")
     wait_status(page, instance_id, "ACTIVE")
     assert page.evaluate("window.__sameDocument") is True
@@ -168,6 +179,59 @@ def test_launch_watch_it_build_stop_start_and_follow_the_console(new_context, co
     page.goto("/instances/")
     page.click(f"#instance-actions-{instance_id} [data-actions-toggle]")
     page.click(f"#instance-actions-{instance_id} [data-action=delete]")
+    with page.expect_navigation(url="**/instances/"):
+        page.click("[data-confirm-submit]")
+    assert errors == []
+
+
+def test_upload_an_image_with_a_progress_bar(new_context, live_cloud, tmp_path):
+    page = new_context().new_page()
+    errors = watch_errors(page)
+    log_in(page, DEMO)
+    page.goto("/images/create/")
+    # Members cannot publish to everyone; the form only offers private.
+    assert page.locator("#id_visibility option").all_inner_texts() == ["Private"]
+    upload_image(page, tmp_path)
+    # Errors come back into the form without leaving the page.
+    page.click("#image-create-button")
+    page.select_option("#id_disk_format", "qcow2")
+    page.click("[data-upload-submit]")
+    page.wait_for_selector("#image-form .invalid-feedback")
+    assert "/images/create/" in page.url
+    assert errors == []
+
+
+def test_console_log_follows_a_real_guest_booting(new_context, live_cloud):
+    """On the QEMU host (zone ``real``) the guest writes its serial console
+    to the file the server tails: the tab fills in while it boots."""
+    page = new_context().new_page()
+    errors = watch_errors(page)
+    log_in(page, DEMO)
+    page.goto("/instances/launch/")  # the dialog's form on its own page (as without JavaScript)
+    if not page.locator("#id_availability_zone option[value=real]").count():
+        pytest.skip("the live cloud has no QEMU host (zone real)")
+    if not page.locator("#id_image option", has_text=IMAGE).count():
+        pytest.skip("the live cloud has no tiny-linux image")
+    name = f"e2e-real-{int(time.time())}"
+    page.fill("#id_name", name)
+    page.select_option("#id_image", label=IMAGE)
+    page.select_option("#id_availability_zone", "real")
+    with page.expect_navigation(url="**/instances/"):
+        page.click("#launch-submit")
+    instance_id = page.locator("#instance-table tbody tr", has_text=name).get_attribute("data-instance-id")
+    page.click(f"#instance-table a:text-is('{name}')")
+    page.click("#tab-console")
+    page.wait_for_selector("#console-state[data-console-state=following]")
+    page.evaluate("window.__sameDocument = true")
+    # Text arrives while the page stays put: the kernel's first lines, then more.
+    page.wait_for_function("() => document.getElementById('console-log').textContent.includes('Linux')",
+                           timeout=120_000)
+    first = len(page.text_content("#console-log"))
+    page.wait_for_function("(n) => document.getElementById('console-log').textContent.length > n", arg=first,
+                           timeout=120_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator("#console-log *").count() == 0  # text nodes only, never markup
+    page.goto(f"/instances/{instance_id}/delete/")
     with page.expect_navigation(url="**/instances/"):
         page.click("[data-confirm-submit]")
     assert errors == []

@@ -2,7 +2,9 @@
 `admin`, a user `demo` who is a member of project `demo`. Idempotent."""
 
 import os
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -16,8 +18,21 @@ from identity.models import Project
 class Command(BaseCommand):
     help = "Create the demo users, project and DreamCompute's flavors (idempotent)."
 
-    @transaction.atomic
     def handle(self, *args, **options):
+        self.seed_identity()
+        # After the transaction: storing the image writes files, which a
+        # rollback could not take back.
+        image = Path(settings.GUEST_IMAGE)
+        if image.exists():
+            from compute.images import seed_tiny_linux
+
+            seed_tiny_linux(image)
+            self.stdout.write("image tiny-linux ready")
+        else:
+            self.stdout.write("no guest image yet (make guest-image builds it)")
+
+    @transaction.atomic
+    def seed_identity(self):
         User = get_user_model()
         projects = {}
         for name, description in (("admin", "Operators' project"), ("demo", "Demo project")):
