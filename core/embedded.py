@@ -21,9 +21,18 @@ def start(timeout=30):
     global _worker, _thread
     if _thread is not None:
         return
+    from celery import signals
+
     from config.celery import app
 
     ready = threading.Event()
+
+    def on_ready(consumer):
+        # celery.apps.Worker sends worker_ready; a bare WorkController does
+        # not, and the host agent of compute.<host> starts on it.
+        signals.worker_ready.send(sender=consumer)
+        ready.set()
+
     _worker = app.WorkController(
         pool="threads",
         concurrency=4,
@@ -31,7 +40,7 @@ def start(timeout=30):
         without_mingle=True,
         without_gossip=True,
         queues=["default", *extra_queues()],
-        ready_callback=lambda *_: ready.set(),
+        ready_callback=on_ready,
         hostname="embedded@localhost",
         loglevel="WARNING",
     )
@@ -55,8 +64,10 @@ def stop(timeout=30):
     global _worker, _thread
     if _thread is None:
         return
+    from celery import signals
     from celery.worker import state
 
+    signals.worker_shutdown.send(sender=_worker)
     state.should_stop = 0
     try:
         _worker.stop(in_sighandler=False)

@@ -224,8 +224,18 @@ def test_console_log_follows_a_real_guest_booting(new_context, live_cloud):
     page.wait_for_selector("#console-state[data-console-state=following]")
     page.evaluate("window.__sameDocument = true")
     # Text arrives while the page stays put: the kernel's first lines, then more.
-    page.wait_for_function("() => document.getElementById('console-log').textContent.includes('Linux')",
-                           timeout=120_000)
+    try:
+        page.wait_for_function("() => document.getElementById('console-log').textContent.includes('Linux')",
+                               timeout=60_000)
+    except Exception:
+        print("DEBUG status", status_of(page, instance_id), page.text_content("#console-state"))
+        print("DEBUG console", repr(page.text_content("#console-log")[:500]))
+        import glob, os
+        for f in glob.glob(str(live_cloud.folder / "*.log")):
+            print("DEBUG LOG", f, open(f).read()[-3000:])
+        for f in glob.glob(str(live_cloud.folder / "**" / "console.log"), recursive=True):
+            print("DEBUG console file", f, oct(os.stat(f).st_mode), os.stat(f).st_uid, os.stat(f).st_size)
+        raise
     first = len(page.text_content("#console-log"))
     page.wait_for_function("(n) => document.getElementById('console-log').textContent.length > n", arg=first,
                            timeout=120_000)
