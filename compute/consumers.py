@@ -35,6 +35,10 @@ MAX_CHUNK = 64 * 1024  # read per tick, so a flood is spread out rather than one
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
+    # Nothing reaches this socket from other processes (it reads a file), so
+    # it joins no channel layer: no Redis connection held per open console.
+    # (channels looks the alias up and gets None for one not configured.)
+    channel_layer_alias = None
     task = None
 
     async def connect(self):

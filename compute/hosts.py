@@ -21,13 +21,16 @@ logger = logging.getLogger(__name__)
 
 def register(driver, name=None):
     info = driver.host_info()
-    host, _ = Host.objects.update_or_create(
-        name=name or settings.COMPUTE_HOST,
-        defaults={"uri": info.uri, "virt_type": info.virt_type, "hypervisor_type": info.hypervisor_type,
-                  "hypervisor_version": info.hypervisor_version, "vcpus": info.vcpus,
-                  "memory_mib": info.memory_mib, "disk_gb": info.disk_gb, "last_heartbeat": timezone.now(),
-                  "availability_zone": settings.COMPUTE_AVAILABILITY_ZONE},
-    )
+    defaults = {"uri": info.uri, "virt_type": info.virt_type, "hypervisor_type": info.hypervisor_type,
+                "hypervisor_version": info.hypervisor_version, "vcpus": info.vcpus,
+                "memory_mib": info.memory_mib, "disk_gb": info.disk_gb, "last_heartbeat": timezone.now(),
+                "availability_zone": settings.COMPUTE_AVAILABILITY_ZONE}
+    # Ratios only for a new host: an operator's later change must stick.
+    ratios = {"cpu_allocation_ratio": settings.CPU_ALLOCATION_RATIO,
+              "ram_allocation_ratio": settings.RAM_ALLOCATION_RATIO,
+              "disk_allocation_ratio": settings.DISK_ALLOCATION_RATIO}
+    host, _ = Host.objects.update_or_create(name=name or settings.COMPUTE_HOST, defaults=defaults,
+                                            create_defaults={**defaults, **ratios})
     return host
 
 
@@ -88,10 +91,16 @@ def start_agent_for(queues):
 
 
 def stop_agent():
+    """Stop the loop and close the libvirt connection while the interpreter
+    is still whole (libvirt's __del__ fails at exit otherwise)."""
     global _agent
     if _agent is not None:
         _agent.stop()
+        _agent.join(timeout=5)
         _agent = None
+        from .drivers import get_driver
+
+        get_driver().close()
 
 
 def set_enabled(host, enabled, reason=""):

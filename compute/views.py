@@ -44,6 +44,15 @@ CONSOLE_LINES = 200
 LAUNCH_QUOTAS = ((QuotaResource.INSTANCES, None), (QuotaResource.CORES, "vcpus"), (QuotaResource.RAM, "ram"))
 
 
+def text_param(request, name):
+    # PostgreSQL refuses NUL characters even in a comparison: drop them.
+    return request.GET.get(name, "").replace("\x00", "").strip()
+
+
+def id_list(values, limit):
+    return [value for value in values[:limit] if "\x00" not in value]
+
+
 def redirect_after(request, to):
     """Where a successful POST goes: a full redirect, or htmx's client-side
     one when the form was posted by htmx (the launch dialog, the uploads)."""
@@ -81,7 +90,7 @@ def get_instance(request, instance_id):
 @require_GET
 def instance_list(request):
     instances = with_image_name(project_instances(request))
-    query = request.GET.get("q", "").strip()
+    query = text_param(request, "q")
     if query:
         instances = instances.filter(name__icontains=query)
     editable = can_change(request)
@@ -116,7 +125,7 @@ def instance_statuses(request):
     before it joined the project's group never reached it: a build can
     finish between rendering the page and opening the socket. Deleted
     instances are included, so their rows can show DELETED."""
-    ids = request.GET.getlist("id")[:MAX_STATUS_IDS]
+    ids = id_list(request.GET.getlist("id"), MAX_STATUS_IDS)
     instances = Instance.objects.for_project(request.project).filter(pk__in=ids)
     return render(request, "compute/instances/statuses.html", {"instances": instances})
 
@@ -222,6 +231,7 @@ def instance_delete(request, instance_id):
 
 
 BULK_ACTIONS = {"stop": "Stop", "delete": "Delete"}
+MAX_BULK = 200
 
 
 @member_required
@@ -235,7 +245,7 @@ def instance_bulk(request):
     if action not in BULK_ACTIONS:
         messages.error(request, "Choose Stop or Delete.")
         return redirect(back)
-    chosen = list(project_instances(request).filter(pk__in=request.POST.getlist("select")[:200]))
+    chosen = list(project_instances(request).filter(pk__in=id_list(request.POST.getlist("select"), MAX_BULK)))
     if not chosen:
         messages.warning(request, "No instances were selected.")
         return redirect(back)
@@ -378,7 +388,7 @@ def hypervisor_enable(request, host_id, enable):
 @require_GET
 def admin_instance_list(request):
     instances = with_image_name(Instance.objects.live().select_related("project", "user", "host"))
-    query = request.GET.get("q", "").strip()
+    query = text_param(request, "q")
     if query:
         instances = instances.filter(Q(name__icontains=query) | Q(project__name__icontains=query))
     return render_table(request, "compute/admin/instances.html", tables.AdminInstanceTable(instances),

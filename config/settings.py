@@ -198,6 +198,11 @@ CEPH_CONF = env("CEPH_CONF")
 NETWORK_DRIVER = env("NETWORK_DRIVER", "none")
 COMPUTE_HOST = env("COMPUTE_HOST", "localhost")
 COMPUTE_AVAILABILITY_ZONE = env("COMPUTE_AVAILABILITY_ZONE", "nova")
+# Over-commit a new host starts with (operators change them per host in the
+# admin). Root disks are thin copy-on-write overlays, so disk over-commits too.
+CPU_ALLOCATION_RATIO = float(env("CPU_ALLOCATION_RATIO", "16.0"))
+RAM_ALLOCATION_RATIO = float(env("RAM_ALLOCATION_RATIO", "1.5"))
+DISK_ALLOCATION_RATIO = float(env("DISK_ALLOCATION_RATIO", "16.0"))
 # Zone for launches that name none (Nova's default_schedule_zone); unset: any.
 DEFAULT_SCHEDULE_ZONE = env("DEFAULT_SCHEDULE_ZONE")
 # The tiny guest registered as image tiny-linux by seed_demo.

@@ -121,30 +121,61 @@ def test_reader_sees_no_actions_and_gets_403(tenant_a, reader_a):
     assert instance.task_state is None
 
 
+def bulk_instances(project, user, n, start=0, **fields):
+    Instance.objects.bulk_create(
+        Instance(project=project, user=user, name=f"vm-{i}", hostname=f"vm-{i}", flavor_ref="50",
+                 flavor_name="gp1.semisonic", vcpus=1, memory_mib=512, root_gb=80, vm_state="active",
+                 task_state=None, **fields) for i in range(start, start + n))
+
+
+def page_cost(client, url):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    body = response.content.decode().split("<tbody", 1)[1].split("</tbody>", 1)[0]
+    return len(captured), body.count("<tr")
+
+
 def test_query_count_does_not_grow_with_rows(tenant_a, member_a):
     project, user = tenant_a.project, tenant_a.member
     image = make_image()
-
-    def rows(n, start):
-        Instance.objects.bulk_create(
-            Instance(project=project, user=user, name=f"vm-{i}", hostname=f"vm-{i}", flavor_ref="50",
-                     flavor_name="gp1.semisonic", vcpus=1, memory_mib=512, root_gb=80, vm_state="active",
-                     task_state=None, image_ref=image.pk) for i in range(start, start + n))
-
-    def queries():
-        with CaptureQueriesContext(connection) as captured:
-            response = member_a.get("/instances/?per_page=100")
-        assert response.status_code == 200
-        return len(captured), response.content.decode().count("<tr data-instance-id=")
-
     member_a.get("/instances/")  # the session remembers the project first
-    rows(10, 0)
-    ten, shown = queries()
+    bulk_instances(project, user, 10, image_ref=image.pk)
+    ten, shown = page_cost(member_a, "/instances/?per_page=100")
     assert shown == 10
-    rows(90, 10)
-    hundred, shown = queries()
+    bulk_instances(project, user, 90, start=10, image_ref=image.pk)
+    hundred, shown = page_cost(member_a, "/instances/?per_page=100")
     assert shown == 100
     assert hundred == ten
+
+
+def test_admin_lists_cost_the_same_for_more_rows(tenant_a, tenant_b, operator_client):
+    hosts = [Host.objects.create(name=f"node-{i}", uri="test:///default", virt_type="test", vcpus=8,
+                                 memory_mib=8192, disk_gb=100) for i in range(2)]
+    operator_client.get("/operator/instances/")
+    bulk_instances(tenant_a.project, tenant_a.member, 5, host=hosts[0])
+    bulk_instances(tenant_b.project, tenant_b.member, 5, start=5, host=hosts[1])
+    few = page_cost(operator_client, "/operator/instances/?per_page=100")
+    hypervisors = page_cost(operator_client, "/operator/hypervisors/")
+    bulk_instances(tenant_a.project, tenant_a.member, 45, start=10, host=hosts[1])
+    bulk_instances(tenant_b.project, tenant_b.member, 45, start=55, host=hosts[0])
+    hosts += [Host.objects.create(name=f"node-{i}", uri="test:///default", virt_type="test", vcpus=8,
+                                  memory_mib=8192, disk_gb=100) for i in range(2, 6)]
+    many = page_cost(operator_client, "/operator/instances/?per_page=100")
+    assert (few[1], many[1]) == (10, 100) and few[0] == many[0]
+    more_hosts = page_cost(operator_client, "/operator/hypervisors/")
+    assert (hypervisors[1], more_hosts[1]) == (2, 6) and hypervisors[0] == more_hosts[0]
+
+
+def test_image_list_cost_does_not_grow(tenant_a, member_a):
+    member_a.get("/images/")
+    for i in range(3):
+        make_image(owner=tenant_a.project, name=f"own-{i}", visibility="private")
+    few = page_cost(member_a, "/images/")
+    for i in range(3, 30):
+        make_image(owner=tenant_a.project if i % 2 else None, name=f"img-{i}", visibility="public")
+    many = page_cost(member_a, "/images/")
+    assert (few[1], many[1]) == (3, 30) and few[0] == many[0]
 
 
 # --- Row and bulk actions -------------------------------------------------------------
