@@ -271,6 +271,7 @@ def _snapshot(instance, action_id, driver, image_id):
 
     was = instance.vm_state
     try:
+        images.mark_saving(image_id)
         stored = get_storage().snapshot_instance_disk(instance.pk, image_id)
         images.mark_stored(image_id, stored)
     except Exception as exc:

@@ -42,9 +42,9 @@ urlpatterns = [
     path("images/<resource_id:image_id>/delete/", views.image_delete, name="image-delete"),
     # Admin (operators)
     path("operator/hypervisors/", views.hypervisor_list, name="admin-hypervisors"),
-    path("operator/hypervisors/<int:host_id>/enable/", views.hypervisor_enable, {"enable": True},
+    path("operator/hypervisors/<int:host_id>/enable/", views.hypervisor_set_enabled, {"enable": True},
          name="admin-hypervisor-enable"),
-    path("operator/hypervisors/<int:host_id>/disable/", views.hypervisor_enable, {"enable": False},
+    path("operator/hypervisors/<int:host_id>/disable/", views.hypervisor_set_enabled, {"enable": False},
          name="admin-hypervisor-disable"),
     path("operator/instances/", views.admin_instance_list, name="admin-instances"),
 ]

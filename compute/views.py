@@ -367,15 +367,17 @@ def image_delete(request, image_id):
 @require_GET
 def hypervisor_list(request):
     live = Q(instances__vm_state__in=[s for s in VMState if s != VMState.DELETED])
-    hosts_ = Host.objects.annotate(
+    # Usage is summed in the same query as the hosts (one join), for any number of hosts.
+    with_usage = Host.objects.annotate(
         vcpus_used=Sum("instances__vcpus", filter=live), memory_used=Sum("instances__memory_mib", filter=live),
         disk_used=Sum("instances__root_gb", filter=live), instance_count=Count("instances", filter=live))
-    return render_table(request, "compute/admin/hypervisors.html", tables.HypervisorTable(hosts_))
+    return render_table(request, "compute/admin/hypervisors.html", tables.HypervisorTable(with_usage))
 
 
 @staff_required
 @require_POST
-def hypervisor_enable(request, host_id, enable):
+def hypervisor_set_enabled(request, host_id, enable):
+    """Take a host out of scheduling (with a reason) or put it back."""
     host = get_object_or_404(Host, pk=host_id)
     form = forms.HostDisableForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""

@@ -250,3 +250,30 @@ def test_reconcile_syncs_power_state_and_expires_stuck_tasks(tenant_a, flavors, 
     stuck.refresh_from_db()
     assert (stuck.vm_state, stuck.task_state) == ("error", None)
     assert stuck.faults.first().message.startswith("Timed out")
+
+
+def test_rebuild_snapshot_and_console(tenant_a, flavors, host, image, django_capture_on_commit_callbacks):
+    from compute.models import Image
+
+    with django_capture_on_commit_callbacks(execute=True):
+        server_id = create(tenant_a.api, image=image).json()["server"]["id"]
+    url = f"/compute/v2.1/servers/{server_id}"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = tenant_a.api.post(f"{url}/action", {"createImage": {"name": "snap-1"}}, format="json")
+    assert response.status_code == 202
+    snap_id = response["Location"].rsplit("/", 1)[-1]
+    snap = Image.objects.get(pk=snap_id)
+    assert (snap.status, snap.name, snap.owner_id) == ("active", "snap-1", tenant_a.project.pk)
+    assert snap.size > 0 and snap.properties["instance_uuid"] == server_id
+    with django_capture_on_commit_callbacks(execute=True):
+        response = tenant_a.api.post(f"{url}/action", {"rebuild": {"imageRef": snap_id, "name": "rebuilt"}},
+                                     format="json")
+    assert response.status_code == 202
+    body = tenant_a.api.get(url).json()["server"]
+    assert (body["status"], body["name"], body["image"]["id"]) == ("ACTIVE", "rebuilt", snap_id)
+    output = tenant_a.api.post(f"{url}/action", {"os-getConsoleOutput": {"length": 5}}, format="json")
+    assert output.status_code == 200 and "output" in output.json()
+    bad = tenant_a.api.post(f"{url}/action", {"os-getConsoleOutput": {"length": "x"}}, format="json")
+    assert bad.status_code == 400
+    unknown = tenant_a.api.post(f"{url}/action", {"teleport": None}, format="json")
+    assert unknown.status_code == 400

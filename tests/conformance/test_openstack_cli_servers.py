@@ -13,6 +13,7 @@ import time
 import pytest
 
 from compute.drivers import DOMAIN_PREFIX
+from tests.core.test_live_status import Browser, receive
 
 pytestmark = pytest.mark.live
 
@@ -116,10 +117,23 @@ def test_real_guest_boots_with_key_and_user_data(cli, keypair, live_cloud, tmp_p
     wait_for(lambda: console(cli, "Real-VM").count("DC-GUEST: ready") >= 2, 90, "the second boot")
     assert status(cli, "Real-VM") == "ACTIVE"
 
-    # Destroyed behind our back: the host's reconcile notices within its interval.
-    subprocess.run(["virsh", "-c", "qemu:///system", "destroy", f"{DOMAIN_PREFIX}{server_id}"], check=True,
-                   capture_output=True)
-    wait_for(lambda: status(cli, "Real-VM") == "SHUTOFF", 20, "the reconcile to see the guest stopped")
+    # Destroyed behind our back: the host's reconcile notices within its
+    # interval, and the project's open browsers are told.
+    browser = Browser(live_cloud, "demo", "demo-live-pass")
+    browser.switch_project(cli.json("server", "show", "Real-VM")["project_id"])
+    with browser.socket() as socket:
+        assert receive(socket, 5)["kind"] == "hello"
+        subprocess.run(["virsh", "-c", "qemu:///system", "destroy", f"{DOMAIN_PREFIX}{server_id}"], check=True,
+                       capture_output=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            event = receive(socket, 20)
+            if event.get("instance", {}).get("id") == server_id and event["instance"]["status"] == "SHUTOFF":
+                break
+        else:
+            raise AssertionError("no SHUTOFF event reached the browser")
+        assert f"instance-status-{server_id}" == event["id"] and "SHUTOFF" in event["html"]
+    assert status(cli, "Real-VM") == "SHUTOFF"
 
     # A snapshot of the real disk becomes an image that boots a new guest.
     image = cli.json("server", "image", "create", "--name", "real-snap", "--wait", "Real-VM")
