@@ -29,6 +29,7 @@ run: system-run venv assets guest-image
 	DEBUG=$${DEBUG:-1} exec $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan on
 
 test: system-test venv-test assets guest-image
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 allinone: system-allinone venv assets guest-image

@@ -5,8 +5,8 @@ from django.db import models
 
 from core.models import ProjectScopedQuerySet
 
-from ..states import BADGE, TaskState, VMState, api_status
 from ..drivers.base import PowerState
+from ..states import BADGE, TaskState, VMState, api_status
 
 
 def new_uuid():

@@ -100,7 +100,8 @@ def _drf_to_api_error(exc):
         return NotFound(str(exc.detail))
     if isinstance(exc, exceptions.MethodNotAllowed):
         err = APIError(str(exc.detail))
-        err.status_code, err.nova_key, err.neutron_type, err.title = 405, "methodNotAllowed", "HTTPMethodNotAllowed", "Method Not Allowed"
+        err.status_code, err.nova_key, err.title = 405, "methodNotAllowed", "Method Not Allowed"
+        err.neutron_type = "HTTPMethodNotAllowed"
         return err
     if isinstance(exc, exceptions.UnsupportedMediaType):
         err = APIError(str(exc.detail))
@@ -124,7 +125,8 @@ def _drf_to_api_error(exc):
 def flatten_validation(detail, prefix=""):
     """DRF's nested validation errors as one readable sentence."""
     if isinstance(detail, dict):
-        parts = [flatten_validation(v, f"{prefix}{k}: " if k != "non_field_errors" else prefix) for k, v in detail.items()]
+        parts = [flatten_validation(v, f"{prefix}{k}: " if k != "non_field_errors" else prefix)
+                 for k, v in detail.items()]
         return "; ".join(p for p in parts if p)
     if isinstance(detail, list):
         return "; ".join(flatten_validation(item, prefix) for item in detail)

@@ -16,8 +16,8 @@ def _link(href):
 
 def compute_version(base, vid):
     if vid == "v2.0":
-        return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
-                "links": _link(base + "/compute/v2/")}
+        return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+                "updated": "2011-01-21T11:33:21Z", "links": _link(base + "/compute/v2/")}
     return {"id": "v2.1", "status": "CURRENT", "version": str(COMPUTE.max), "min_version": str(COMPUTE.min),
             "updated": "2013-07-23T11:33:21Z", "links": _link(base + "/compute/v2.1/"),
             "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]}
@@ -30,7 +30,8 @@ def volume_version(base):
 
 
 def identity_version(base):
-    return {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z", "links": _link(base + "/identity/v3/"),
+    return {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+            "links": _link(base + "/identity/v3/"),
             "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]}
 
 
@@ -54,9 +55,11 @@ class VersionView(OpenStackAPIView):
         if doc == "compute":
             return Response({"version": compute_version(base, "v2.1")})
         if doc == "image-root":
-            return Response({"versions": [{"id": "v2.9", "status": "CURRENT", "links": _link(base + "/image/v2/")}]}, status=300)
+            return Response({"versions": [{"id": "v2.9", "status": "CURRENT", "links": _link(base + "/image/v2/")}]},
+                            status=300)
         if doc == "network-root":
-            return Response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": _link(base + "/network/v2.0/")}]})
+            return Response({"versions": [{"id": "v2.0", "status": "CURRENT",
+                                           "links": _link(base + "/network/v2.0/")}]})
         if doc == "volume-root":
             return Response({"versions": [volume_version(base)]}, status=300)
         if doc == "volume":
