@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     # Unknown API paths answer JSON, never the dashboard's HTML 404.
     re_path(r"^(?P<service>identity|compute|network|image|volume)/", api_not_found),
+    path("", include(("compute.vnc", "vnc"))),  # /vnc/ (noVNC) and /instances/<id>/vnc/
     path("", include("identity.urls")),
     path("", include("compute.urls")),
     path("", include("dashboard.urls")),

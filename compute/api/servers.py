@@ -265,9 +265,21 @@ class ServerActionView(ServerViewMixin):
         if name == "os-getConsoleOutput":
             return Response({"output": self.console_output(instance, arg)})
         if name == "os-getVNCConsole":
-            return Response({"console": {"type": "novnc", "url": f"{public_url(request)}/servers/{instance.pk}/"
-                                                                 "console/"}})
+            return Response({"console": self.vnc_console(instance, arg)})
+        if name in ("os-getSPICEConsole", "os-getSerialConsole", "os-getRDPConsole"):
+            raise BadRequest(f"Unsupported console type: only noVNC consoles (os-getVNCConsole) are offered, "
+                             f"not {name}.")
         raise BadRequest(f"Unknown or unsupported action {name!r}.")
+
+    def vnc_console(self, instance, arg):
+        """Nova's os-getVNCConsole: a single-use noVNC URL (compute/vnc.py)."""
+        from .. import vnc
+
+        kind = arg.get("type") if isinstance(arg, dict) else None
+        if kind != "novnc":
+            raise BadRequest(f"Unsupported console type {kind!r}: only 'novnc' is offered.")
+        _, url = vnc.issue_token(instance, self.request.user, self.request)
+        return {"type": "novnc", "url": url}
 
     @staticmethod
     def console_output(instance, arg):
