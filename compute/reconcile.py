@@ -91,9 +91,9 @@ def _resume_deletes(host, report):
 
 
 def _orphans(host, guests, driver, storage, report):
-    known = set(Instance.objects.filter(host=host).exclude(vm_state=VMState.DELETED).values_list("pk", flat=True))
-    # Instances being built may have a disk before their guest exists.
-    known |= set(Instance.objects.filter(vm_state=VMState.BUILDING).values_list("pk", flat=True))
+    # Any live instance counts as known, whatever its host: hosts may share
+    # a storage folder, and a guest being built has a disk before a host.
+    known = set(Instance.objects.exclude(vm_state=VMState.DELETED).values_list("pk", flat=True))
     candidates = (set(guests) | set(storage.list_instance_disks())) - known
     now = time.monotonic()
     for uuid in list(_orphans_seen):

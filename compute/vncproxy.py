@@ -23,12 +23,18 @@ code):
 
 After the handshake: 1000 when the VNC server closed the connection (the
 guest stopped), 1003 for a text frame (RFB is binary), 1011 on a socket
-error. Tokens are never logged.
+error.
+
+Tokens are never logged: not here, and not by the server either. uvicorn
+logs every websocket handshake's path with its query string on
+``uvicorn.error`` (even without the access log), and the access log logs the
+console page's URL, so ``RedactTokens`` masks ``token=`` values in both.
 """
 
 import asyncio
 import contextlib
 import logging
+import re
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -44,6 +50,27 @@ CLOSE_NO_CONSOLE = 4404
 CLOSE_UNREACHABLE = 4502
 CONNECT_TIMEOUT = 5.0
 CHUNK = 64 * 1024
+
+
+class RedactTokens(logging.Filter):
+    """Masks ``token=…`` in a record's message and arguments (the arguments
+    stay a tuple: uvicorn's access formatter unpacks them)."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+")
+
+    def redact(self, value):
+        return self.PATTERN.sub(r"\1[redacted]", value) if isinstance(value, str) and "token=" in value else value
+
+    def filter(self, record):
+        record.msg = self.redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(arg) for arg in record.args)
+        return True
+
+
+REDACT_TOKENS = RedactTokens()
+for _name in ("uvicorn.error", "uvicorn.access"):
+    logging.getLogger(_name).addFilter(REDACT_TOKENS)
 
 
 class VNCProxyConsumer(AsyncWebsocketConsumer):

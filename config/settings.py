@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "identity.middleware.CurrentProjectMiddleware",
 ]
+MIDDLEWARE.insert(0, "core.middleware.RejectNulMiddleware")
 
 AUTH_USER_MODEL = "identity.User"
 ROOT_URLCONF = "config.urls"
@@ -165,7 +166,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", "dc")},
+            # redis-py 8 defaults to a 5 s socket timeout, which breaks the
+            # layer's blocking receive on idle sockets (channels_redis#422).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                       "prefix": env("CHANNELS_PREFIX", "dc")},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -6,8 +6,9 @@
      dispatch "dc:swapped" on the new element so charts and the like redraw
      ("dc:before-swap" goes to the old one first).
    - {"kind": "toast", "level": ..., "message": ...}: show a toast (as text).
-   After a drop it reconnects with exponential backoff and, having possibly
-   missed events, asks once for fresh copies of the live partials on the page.
+   Each time it connects (first time included, since the page was rendered
+   before the socket joined) and after a drop with exponential backoff, it
+   asks once for fresh copies of the live partials on the page.
 
    Tests read window.dcStatus and body[data-ws-state]
    (idle → connecting → open → closed → connecting → …; "off" when not live). */
@@ -86,7 +87,9 @@
       status.connected = true;
       delay = MIN_DELAY;
       setState("open");
-      if (opened) resync();
+      // Also on the first open: events published between the page's render
+      // and the socket joining its group would otherwise be lost.
+      resync();
       opened = true;
     });
     socket.addEventListener("message", function (message) {
