@@ -1,5 +1,6 @@
 """Compute drivers, chosen by settings (LIBVIRT_URI)."""
 
+import atexit
 import functools
 
 from django.conf import settings
@@ -11,4 +12,8 @@ DOMAIN_PREFIX = "dc-"
 def get_driver():
     from .libvirt.driver import LibvirtDriver
 
-    return LibvirtDriver(settings.LIBVIRT_URI, virt_type=settings.LIBVIRT_VIRT_TYPE, storage_root=settings.STORAGE_ROOT)
+    driver = LibvirtDriver(settings.LIBVIRT_URI, virt_type=settings.LIBVIRT_VIRT_TYPE,
+                           storage_root=settings.STORAGE_ROOT)
+    # Close while the interpreter is whole: libvirt's __del__ fails at exit.
+    atexit.register(driver.close)
+    return driver

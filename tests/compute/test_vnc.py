@@ -10,6 +10,7 @@ same through a real QEMU guest on the live cloud.
 import asyncio
 import hashlib
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
@@ -72,6 +73,26 @@ def test_token_works_once_then_never(tenant_a):
     assert ConsoleToken.objects.get().used_at is not None
     assert vnc.consume(token) is None
     assert vnc.peek(token) == (vnc.USED, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_consumers_of_one_token_get_it_once(tenant_a):
+    from concurrent.futures import ThreadPoolExecutor
+
+    instance = make_instance(tenant_a.project, tenant_a.member)
+    token, _ = vnc.issue_token(instance, tenant_a.member)
+    barrier = threading.Barrier(8)
+
+    def race(_):
+        try:
+            barrier.wait()
+            return vnc.consume(token)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(race, range(8)))
+    assert [r.pk for r in results if r is not None] == [instance.pk]
 
 
 @pytest.mark.django_db
@@ -289,6 +310,19 @@ def run(coroutine):
             await sync_to_async(connections.close_all)()
 
     return asyncio.run(and_close())
+
+
+def test_server_logs_never_show_tokens(caplog):
+    token = "A" * 43
+    with caplog.at_level(logging.INFO):
+        # What uvicorn logs for each websocket handshake, and for each request in its access log.
+        logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5",
+                                                f"/ws/vnc/?token={token}")
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET",
+                                                 f"/vnc/?token={token}&x=1", "1.1", 200)
+    assert token not in caplog.text
+    assert "/ws/vnc/?token=[redacted]" in caplog.text and "/vnc/?token=[redacted]&x=1" in caplog.text
+    assert len(caplog.records[1].args) == 5  # uvicorn's access formatter unpacks them
 
 
 class FakeVNCServer:

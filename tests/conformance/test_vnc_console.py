@@ -101,6 +101,12 @@ def test_console_url_reaches_the_guests_vnc_server_once(cli, live_cloud, server)
         open_socket(fresh, "http://evil.example")
     assert requests.get(fresh, timeout=10).status_code == 200
 
+    # The server logged the handshakes, but no token.
+    log = (live_cloud.folder / "web.log").read_text()
+    assert '"WebSocket /ws/vnc/?token=[redacted]"' in log
+    for link in (url, fresh):
+        assert link.rsplit("=", 1)[1] not in log
+
 
 @pytest.mark.browser
 def test_dashboard_console_link_runs_novnc(cli, live_cloud, server):

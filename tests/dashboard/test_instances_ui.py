@@ -613,3 +613,20 @@ def test_console_socket_follows_the_file(settings, tmp_path):
         await ws.disconnect()
 
     run(scenario())
+
+
+def test_detail_links_the_vnc_console_only_when_active(client, tenant_a, flavors, db):
+    from compute import hosts
+    from compute.drivers import get_driver
+    from compute.models import Instance
+
+    host = hosts.register(get_driver(), "node-vnc")
+    running = Instance.objects.create(project=tenant_a.project, user=tenant_a.member, name="on", hostname="on",
+                                      flavor_ref="50", flavor_name="gp1.semisonic", vcpus=1, memory_mib=512,
+                                      root_gb=80, host=host, vm_state="active", task_state=None)
+    stopped = Instance.objects.create(project=tenant_a.project, user=tenant_a.member, name="off", hostname="off",
+                                      flavor_ref="50", flavor_name="gp1.semisonic", vcpus=1, memory_mib=512,
+                                      root_gb=80, host=host, vm_state="stopped", task_state=None)
+    client.force_login(tenant_a.member)
+    assert 'id="vnc-console-link"' in client.get(f"/instances/{running.pk}/").content.decode()
+    assert 'id="vnc-console-link"' not in client.get(f"/instances/{stopped.pk}/").content.decode()
