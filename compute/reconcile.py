@@ -20,7 +20,7 @@ from django.utils import timezone
 from . import services
 from .drivers import DOMAIN_PREFIX
 from .drivers.base import PowerState
-from .models import Instance
+from .models import Host, Instance
 from .states import POWER_TO_VM_STATE, TaskState, VMState
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,12 @@ def _sync_power(host, guests, report):
 
 def _expire_tasks(host, report):
     cutoff = timezone.now() - timedelta(seconds=settings.TASK_TIMEOUT)
-    stuck = Instance.objects.filter(Q(host=host) | Q(host__isnull=True), task_state__isnull=False,
-                                    updated_at__lt=cutoff).exclude(task_state=TaskState.DELETING)
+    # This host's instances, unscheduled ones, and those of hosts that are
+    # down: a dead host's agent can no longer expire its own.
+    down = Host.objects.exclude(pk__in=Host.objects.up().values("pk"))
+    stuck = Instance.objects.filter(Q(host=host) | Q(host__isnull=True) | Q(host__in=down),
+                                    task_state__isnull=False, updated_at__lt=cutoff
+                                    ).exclude(task_state=TaskState.DELETING)
     for instance in stuck:
         changed = Instance.objects.filter(pk=instance.pk, task_state=instance.task_state,
                                           updated_at=instance.updated_at).update(

@@ -22,6 +22,8 @@ class LiveCloud:
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs = []
         self.logs = []
+        self.named = {}  # process name -> Popen (the latest one)
+        self.recipes = {}  # process name -> (argv, extra env), to respawn it
         self.env = None
 
     def start(self):
@@ -48,6 +50,8 @@ class LiveCloud:
             "HOST_HEARTBEAT_INTERVAL": "1",
             "RECONCILE_INTERVAL": "2",
             "SHUTDOWN_TIMEOUT": "20",
+            "TASK_TIMEOUT": "30",
+            "HOST_DOWN_AFTER": "15",
         }
         if self.guest_image:
             self.env["GUEST_IMAGE"] = str(self.guest_image)
@@ -67,6 +71,30 @@ class LiveCloud:
         self._wait_for_line(qemu_log, "ready.", self.procs[2])
         return self
 
+    def kill(self, name):
+        """SIGKILL a process (as a crash would), leaving its slot to respawn."""
+        proc = self.named[name]
+        proc.kill()
+        proc.wait()
+
+    def respawn(self, name):
+        argv, extra = self.recipes[name]
+        log = self.folder / f"{name}.log"
+        start = log.stat().st_size if log.exists() else 0
+        self.spawn(name, argv, extra)
+        self._wait_for_line_after(log, start, "ready.", self.named[name])
+
+    @staticmethod
+    def _wait_for_line_after(log, start, text, proc, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{log.name} exited")
+            if text in log.read_bytes()[start:].decode(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{log.name} never said {text!r} again")
+
     @staticmethod
     def worker_argv(queues, name):
         return [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "4",
@@ -80,8 +108,11 @@ class LiveCloud:
         log = self.folder / f"{name}.log"
         handle = open(log, "ab")  # the child writes to it until stop() closes it
         self.logs.append(handle)
-        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=handle,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
+        proc = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=handle,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        self.named[name] = proc
+        self.recipes[name] = (argv, extra_env)
         return log
 
     @staticmethod
