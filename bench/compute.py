@@ -171,6 +171,8 @@ class StatusWatcher:
                               additional_headers={"Cookie": cookie})
         self.active = {}
         self.errors = set()
+        self.latencies = []  # ms from publish (server clock) to receipt (same machine)
+        self.session = http
         import threading
 
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -180,6 +182,8 @@ class StatusWatcher:
         try:
             for message in self.socket:
                 event = json.loads(message)
+                if "sent_at" in event:
+                    self.latencies.append((time.time() - event["sent_at"]) * 1000)
                 instance = event.get("instance")
                 if not instance:
                     continue
@@ -252,7 +256,9 @@ def main():
         for _ in range(3):  # warm up the path (imports, connections)
             control_plane(demo, watcher, tiny, 1)
         results["control_plane"] = {c: control_plane(demo, watcher, tiny, c) for c in (1, 4, 16, 100)}
+        watcher.latencies.clear()  # event delivery measured on a machine not saturated by 100 launches
         single = [control_plane(demo, watcher, tiny, 1)["median_ms"] for _ in range(9)]
+        quiet_latencies = list(watcher.latencies)
         results["control_plane"]["1"] = {"median_ms": statistics.median(single), "samples_ms": single}
 
         cloud.manage("shell", "-c", (
@@ -269,6 +275,16 @@ def main():
             samples.append((time.perf_counter() - start) * 1000)
             assert len(response.json()["servers"]) == 1000
         results["servers_detail_1000"] = {"median_ms": statistics.median(samples), "max_ms": max(samples)}
+        page = []
+        for _ in range(21):
+            start = time.perf_counter()
+            response = watcher.session.get(f"{cloud.url}/instances/")
+            page.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200 and "list" in response.text
+        results["instances_page_1000"] = {"median_ms": statistics.median(page), "max_ms": max(page)}
+        lat = sorted(quiet_latencies)
+        results["event_latency"] = {"events": len(lat), "median_ms": round(statistics.median(lat), 2),
+                                    "p95_ms": round(lat[int(len(lat) * 0.95) - 1], 2), "max_ms": round(lat[-1], 2)}
     except Exception:
         for log in sorted((folder / "cloud").glob("*.log")):
             print(f"--- {log.name}\n" + log.read_text()[-3000:])

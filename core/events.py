@@ -9,6 +9,7 @@ does not hold. Events are small dicts the dashboard script understands:
 """
 
 import logging
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -31,6 +32,8 @@ def send_now(project_id, event):
     layer = get_channel_layer()
     if layer is None:
         return
+    # When it left the server (epoch seconds), so delivery latency can be measured.
+    event = {**event, "sent_at": time.time()}
     try:
         async_to_sync(layer.group_send)(group_name(project_id), {"type": "status.event", "event": event})
     except Exception:  # noqa: BLE001 - a lost live update must never fail the operation
