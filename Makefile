@@ -12,7 +12,7 @@ RUN_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 qem
 # What the suite runs against, on top of that.
 # The real hypervisor: libvirtd with QEMU, run under tini (see HOST-NOTES).
 HYPERVISOR_PACKAGES := libvirt-daemon-system qemu-system-x86 tini
-TEST_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server chromium fonts-liberation
+TEST_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server chromium fonts-liberation openssh-client
 ALLINONE_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server
 
 .PHONY: run test allinone stop system-run system-test system-allinone venv venv-test assets guest-image lint clean
