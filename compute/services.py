@@ -223,9 +223,15 @@ quotas.register_counter("server_groups", lambda project, user: ServerGroup.objec
 
 def launch(*, project, user, name, flavor, image, key_name=None, user_data=None, metadata=None,
            availability_zone=None, server_group=None, min_count=1, max_count=1, config_drive=True,
-           request_id=None):
+           request_id=None, networks=(), security_groups=None):
     """Create ``min_count``..``max_count`` instances (as many as the quota
-    allows, at least ``min_count``) and enqueue their builds. Returns them."""
+    allows, at least ``min_count``) and enqueue their builds. Returns them.
+
+    ``networks`` are NIC requests checked by
+    ``network.services.resolve_nic_requests``; each instance gets a port per
+    NIC in the same transaction (an existing port only fits one instance)."""
+    from network import services as network_services
+
     validate_name(name, "server name")
     availability_zone = availability_zone or settings.DEFAULT_SCHEDULE_ZONE
     if flavor.disabled:
@@ -249,6 +255,8 @@ def launch(*, project, user, name, flavor, image, key_name=None, user_data=None,
         raise BadRequest("min_count and max_count must be integers with 1 <= min_count <= max_count.")
     if server_group is not None and server_group.project_id != project.pk:
         raise BadRequest("Invalid server group.")
+    if max_count > 1 and any("port" in nic for nic in networks):
+        raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
     reservation = uuid.uuid4().hex[:8]
     with transaction.atomic():
         count = _fit_count(project, flavor, min_count, max_count)
@@ -264,6 +272,7 @@ def launch(*, project, user, name, flavor, image, key_name=None, user_data=None,
                 launch_index=index, reservation_id=reservation,
             )
             _record_action(instance, "create", user, project, request_id)
+            network_services.create_instance_ports(instance, networks, security_groups=security_groups)
             instances.append(instance)
             _enqueue(instance, "build", None)
         usage_changed(project)

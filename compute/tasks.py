@@ -203,6 +203,9 @@ def _delete(instance, action_id, driver, **_):
     driver.destroy(instance.pk)
     storage.delete_instance_disk(instance.pk)
     _remove_instance_files(instance.pk)
+    from network import services as network_services
+
+    network_services.release_instance_ports(instance)
     _finish(instance.pk, action_id, vm_state=VMState.DELETED, power_state=PowerState.NOSTATE,
             terminated_at=timezone.now())
     services.usage_changed(instance.project)

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "identity",
     "billing",
     "compute",
+    "network",
     "dashboard",
 ]
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("volume/v3/", VersionView.as_view(document="volume")),
     path("volume/", include(volume_urlpatterns)),
     path("network/", include(network_urlpatterns)),
+    path("network/", include("network.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     # Unknown API paths answer JSON, never the dashboard's HTML 404.

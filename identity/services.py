@@ -93,11 +93,14 @@ def authenticate_password(*, password, user_id=None, username=None):
 
 @transaction.atomic
 def create_project(*, name, description=""):
-    """A new tenant; other apps hook their per-project defaults (the default
-    security group, …) onto ``project_created``."""
+    """A new tenant, with its ``default`` security group."""
+    from network.services import default_security_group
+
     if Project.objects.filter(name=name).exists():
         raise Conflict(f"A project named {name!r} already exists.")
-    project = Project.objects.create(name=name, description=description)
+    with transaction.atomic():
+        project = Project.objects.create(name=name, description=description)
+        default_security_group(project)
     return project
 
 

@@ -12,6 +12,7 @@ from core.openstack.catalog import public_url
 from core.openstack.errors import BadRequest, Conflict, NotFound
 from core.openstack.pagination import links, paginate
 from core.openstack.views import parse_bool, parse_int
+from network import services as network_services
 
 from .. import services
 from ..models import Flavor, Host, Instance, InstanceAction, InstanceFault, ServerGroup
@@ -53,8 +54,10 @@ class ServerViewMixin(NovaView):
         instance = self.get_or_404(self.servers().live(), f"Instance {server_id} could not be found.", pk=server_id)
         return attach_faults([instance])[0]
 
-    def render(self, instance):
-        return server_detail(self.request, instance, admin=self.request.user.is_staff)
+    def render(self, instance, addresses=None):
+        if addresses is None:
+            addresses = network_services.addresses_for([instance]).get(instance.pk, {})
+        return server_detail(self.request, instance, admin=self.request.user.is_staff, addresses=addresses)
 
 
 class ServerListView(ServerViewMixin):
@@ -87,8 +90,13 @@ class ServerListView(ServerViewMixin):
             servers = servers.filter(flavor_ref=params["flavor"])
         if "image" in params:
             servers = servers.filter(image_ref=ref_id(params["image"], "image"))
-        if "ip" in params or "ip6" in params:
-            servers = servers.none()  # addresses come with the network issue
+        for key in ("ip", "ip6"):
+            if key in params:
+                try:
+                    re.compile(params[key])
+                except re.error:
+                    raise BadRequest(f"Invalid {key} filter {params[key]!r}.") from None
+                servers = servers.filter(pk__in=network_services.instances_with_address(params[key]))
         try:
             rows, next_url = paginate(request, servers.select_related("host"), sort_key="created_at",
                                       descending=True)
@@ -96,7 +104,8 @@ class ServerListView(ServerViewMixin):
             raise BadRequest("Invalid filter.") from None
         if self.detail:
             attach_faults(rows)
-            body = [self.render(i) for i in rows]
+            addresses = network_services.addresses_for(rows)
+            body = [self.render(i, addresses.get(i.pk, {})) for i in rows]
         else:
             body = [server_brief(request, i) for i in rows]
         return Response({"servers": body, **links("servers", next_url)})
@@ -118,7 +127,8 @@ class ServerListView(ServerViewMixin):
         for key in ("min_count", "max_count"):
             if key in data:
                 data[key] = parse_int(data[key], key, minimum=1)
-        self.check_networks(data.get("networks"))
+        nics = network_services.resolve_nic_requests(request.project, data.get("networks"))
+        security_groups = network_services.resolve_security_groups(request.project, data.get("security_groups"))
         group = None
         if hints.get("group"):
             group = ServerGroup.objects.for_project(request.project).filter(pk=hints["group"]).first()
@@ -135,7 +145,7 @@ class ServerListView(ServerViewMixin):
             availability_zone=zone.split(":")[0] if zone else None, server_group=group,
             min_count=data.get("min_count", 1), max_count=data.get("max_count", data.get("min_count", 1)),
             config_drive=parse_bool(config_drive, "config_drive") if config_drive != "" else True,
-            request_id=request.request_id,
+            request_id=request.request_id, networks=nics, security_groups=security_groups,
         )
         if parse_bool(data.get("return_reservation_id", False), "return_reservation_id"):
             return Response({"reservation_id": instances[0].reservation_id}, status=202)
@@ -180,15 +190,6 @@ class ServerListView(ServerViewMixin):
         if image is None:
             raise BadRequest(f"Image {image_id} could not be found.")
         return image
-
-    @staticmethod
-    def check_networks(networks):
-        if networks is None or networks in ("auto", "none"):
-            return
-        if not isinstance(networks, list):
-            raise BadRequest("networks must be a list, 'auto' or 'none'.")
-        if networks:
-            raise BadRequest("Networks cannot be chosen yet: the network service is not available.")
 
 
 class ServerDetailListView(ServerListView):

@@ -56,4 +56,7 @@ class Command(BaseCommand):
         admin = User.objects.get(username="admin")
         services.set_membership(user=admin, project=projects["demo"], role=Role.ADMIN)
         created = seed_flavors()
+        from network.services import seed_public_network
+
+        seed_public_network(projects["admin"])
         self.stdout.write(f"demo data ready ({created} flavors created)")
