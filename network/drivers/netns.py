@@ -19,8 +19,11 @@ Rulesets and dnsmasq files are generated from the validated dataclasses of
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import errno
+import functools
 import hashlib
 import ipaddress
 import os
@@ -796,3 +799,26 @@ class NetnsDriver(NetworkDriver):
             if d.exists():
                 for p in sorted(d.rglob("*"), reverse=True):
                     p.rmdir() if p.is_dir() else p.unlink()
+
+
+def _outside_event_loop(method):
+    """pyroute2 0.9 drives netlink through asyncio and fails with "This event
+    loop is already running" in a thread whose loop is running (Playwright's
+    sync API in tests, an ASGI server's thread). Such calls run in a helper
+    thread instead; everywhere else (Celery workers) they run in place."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return method(*args, **kwargs)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netns") as pool:
+            return pool.submit(method, *args, **kwargs).result()
+
+    return wrapper
+
+
+for _name in ("ensure_network", "delete_network", "ensure_dhcp", "delete_dhcp", "ensure_router", "delete_router",
+              "ensure_port_security", "delete_port_security", "list_resources", "cleanup_all"):
+    setattr(NetnsDriver, _name, _outside_event_loop(getattr(NetnsDriver, _name)))

@@ -165,7 +165,9 @@ def test_guest_lifecycle(driver, guest_image, guest_dir, config_drive_tools):
     assert "vdb" not in driver.definition(uuid).disk_targets
     assert "vdb" not in driver.definition(uuid, live=True).disk_targets
     if console.real:
-        after = console.wait_for("DC-GUEST: block-devices", since=mark, timeout=30)
+        # Wait for the settled state: a busy guest may print an intermediate
+        # scan of /proc/partitions first.
+        after = console.wait_for("DC-GUEST: block-devices vda vda1\r\n", since=mark, timeout=30)
         assert block_devices_lines(after)[-1] == "DC-GUEST: block-devices vda vda1"
     driver.detach_disk(uuid, "vdb")  # already gone: no-op
 
