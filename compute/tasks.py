@@ -18,7 +18,7 @@ from storage.drivers import get_storage
 
 from . import services
 from .drivers import get_driver
-from .drivers.base import DriverError, GuestSpec, PowerState
+from .drivers.base import DriverError, GuestSpec, NicSpec, PowerState
 from .models import Host, Instance, InstanceAction
 from .scheduler import NoValidHost, select_host
 from .states import TaskState, VMState
@@ -70,12 +70,35 @@ def instances_root(instance_id):
     return path
 
 
+def guest_nics(instance):
+    """The instance's NICs from its ports, each on its network's bridge.  With
+    a dataplane (NETWORK_DRIVER other than ``none``) the ports and networks are
+    first reconciled on this host (it runs the network agent too), so the
+    bridge exists and the filter is in place before the guest's tap appears."""
+    if getattr(settings, "NETWORK_DRIVER", "none") == "none":
+        return ()
+    from network import agent
+    from network.models import Port
+
+    ports = list(
+        Port.objects.filter(project=instance.project_id, device_owner=Port.COMPUTE, device_id=instance.pk)
+        .select_related("network").order_by("created_at", "pk"))
+    for network_id in dict.fromkeys(p.network_id for p in ports):
+        agent.sync_network(network_id)
+    nics = []
+    for port in ports:
+        agent.sync_port(port.pk)
+        nics.append(NicSpec(mac=port.mac_address, bridge=agent.bridge_for(port.network_id),
+                            tap=agent.tap_name(port.pk), mtu=port.network.mtu))
+    return tuple(nics)
+
+
 def guest_spec(instance, disks):
-    """The driver's view of an instance. NICs come with the network issue;
-    until then a guest has none."""
+    """The driver's view of an instance, with one NIC per port of it when
+    there is a dataplane (none with the embedded NETWORK_DRIVER=none)."""
     return GuestSpec(
         uuid=instance.pk, name=instance.domain_name, vcpus=instance.vcpus, memory_mib=instance.memory_mib,
-        disks=tuple(disks), nics=(),
+        disks=tuple(disks), nics=guest_nics(instance),
         console_log=str(instances_root(instance.pk) / "console.log"),
         metadata={"name": instance.name, "project": instance.project_id, "flavor": instance.flavor_name},
     )

@@ -20,6 +20,19 @@ from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, S
 MAX_VNI = 2**24 - 1
 
 
+def changed(kind, object_id):
+    """Tell the host's network agent that a ``network``, ``router``, ``port`` or
+    ``security_group`` changed: its sync task is queued once the transaction
+    commits.  With ``NETWORK_DRIVER=none`` (the embedded default) nothing at all."""
+    from django.conf import settings
+
+    if getattr(settings, "NETWORK_DRIVER", "none") == "none" or not object_id:
+        return
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.enqueue(kind, object_id))
+
+
 # --- Selectors ------------------------------------------------------------------
 
 
@@ -143,7 +156,9 @@ def create_network(
         try:
             with transaction.atomic():
                 quotas.reserve(project, {"networks": 1})
-                return Network.objects.create(segmentation_id=random.randint(1, MAX_VNI), **fields)
+                network = Network.objects.create(segmentation_id=random.randint(1, MAX_VNI), **fields)
+                changed("network", network.pk)
+                return network
         except IntegrityError:
             continue  # a VNI collision: pick another
     raise Conflict("No free segmentation id.")
@@ -159,6 +174,7 @@ def update_network(network, *, staff=False, **changes):
     if "admin_state_up" in changes:
         network.admin_state_up = _bool(changes["admin_state_up"], "admin_state_up")
     _revise(network, ["name", "description", "admin_state_up", "shared", "router_external"])
+    changed("network", network.pk)
     return network
 
 
@@ -174,6 +190,7 @@ def delete_network(network):
             )
         if network.gateway_routers.exists():
             raise Conflict(f"Network {network.pk} is the gateway of a router.", neutron_type="NetworkInUse")
+        changed("network", network.pk)
         network.ports.all().delete()
         FixedIP.objects.filter(subnet__network=network).delete()
         network.subnets.all().delete()
@@ -314,6 +331,7 @@ def create_subnet(
                     neutron_type="InvalidInput",
                 )
         quotas.reserve(project, {"subnets": 1})
+        changed("network", network.pk)
         return Subnet.objects.create(
             project=project,
             network=network,
@@ -340,6 +358,7 @@ def update_subnet(subnet, **changes):
             raise BadRequest("Invalid input for dns_nameservers: a list is required.")
         subnet.dns_nameservers = [str(_ip(d, "dns_nameservers")) for d in dns]
     _revise(subnet, ["name", "description", "enable_dhcp", "dns_nameservers"])
+    changed("network", subnet.network_id)
     return subnet
 
 
@@ -351,6 +370,7 @@ def delete_subnet(subnet):
                 "allocation from this subnet.",
                 neutron_type="SubnetInUse",
             )
+        changed("network", subnet.network_id)
         subnet.fixed_ips.all().delete()
         subnet.delete()
 
@@ -515,6 +535,7 @@ def create_port(
             _allocate(port, subnet, address)
         if groups:
             port.security_groups.set(groups)
+        changed("port", port.pk)
     return port
 
 
@@ -581,6 +602,7 @@ def update_port(port, *, project, staff=False, **changes):
                 "allowed_address_pairs",
             ],
         )
+        changed("port", port.pk)
     return port
 
 
@@ -593,11 +615,15 @@ def delete_port(port, *, internal=False):
             neutron_type="L3PortInUse",
         )
     with transaction.atomic():
+        changed("port", port.pk)
+        changed("network", port.network_id)
         _disassociate_port_floating_ips(port)
         port.delete()
 
 
 def _disassociate_port_floating_ips(port):
+    for router_id in FloatingIP.objects.filter(port=port).values_list("router_id", flat=True):
+        changed("router", router_id)
     FloatingIP.objects.filter(port=port).update(port=None, fixed_ip_address=None, router=None, status="DOWN")
 
 
@@ -782,10 +808,12 @@ def create_security_group_rule(
                 neutron_type="SecurityGroupRuleExists",
             )
         quotas.reserve(project, {"security_group_rules": 1})
+        changed("security_group", group.pk)
         return SecurityGroupRule.objects.create(group=group, description=_name(description, "description"), **fields)
 
 
 def delete_security_group_rule(rule):
+    changed("security_group", rule.group_id)
     rule.delete()
 
 
@@ -810,6 +838,7 @@ def create_router(*, project, name="", description="", admin_state_up=True, exte
         )
         if external_gateway_info:
             set_gateway(router, project=project, info=external_gateway_info)
+        changed("router", router.pk)
     return router
 
 
@@ -849,6 +878,7 @@ def set_gateway(router, *, project, info):
         if "enable_snat" in info:
             router.enable_snat = _bool(info["enable_snat"], "enable_snat")
         _revise(router, ["gateway_network", "enable_snat"])
+        changed("router", router.pk)
     return router
 
 
@@ -865,6 +895,7 @@ def clear_gateway(router):
             delete_port(port, internal=True)
         router.gateway_network = None
         _revise(router, ["gateway_network"])
+        changed("router", router.pk)
     return router
 
 
@@ -889,6 +920,7 @@ def update_router(router, *, project, **changes):
         if "external_gateway_info" in changes:
             set_gateway(router, project=project, info=changes["external_gateway_info"])
         _revise(router, ["name", "description", "admin_state_up", "routes"])
+        changed("router", router.pk)
     return router
 
 
@@ -904,6 +936,7 @@ def delete_router(router):
         if router_interfaces(router).exists():
             raise Conflict(f"Router {router.pk} still has ports", neutron_type="RouterInUse")
         clear_gateway(router)
+        changed("router", router.pk)
         router.delete()
 
 
@@ -945,6 +978,7 @@ def add_router_interface(router, *, project, subnet_id=None, port_id=None):
                 charge_quota=False,
                 security_groups=[],
             )
+        changed("router", router.pk)
     return {
         "id": router.pk,
         "tenant_id": router.project_id,
@@ -984,6 +1018,7 @@ def remove_router_interface(router, *, project, subnet_id=None, port_id=None):
             )
         network_id, removed = port.network_id, port.pk
         delete_port(port, internal=True)
+        changed("router", router.pk)
     return {
         "id": router.pk,
         "tenant_id": router.project_id,
@@ -1076,12 +1111,15 @@ def associate_floating_ip(fip, *, project, port_id, fixed_ip_address=None):
                 f"fixed IP {chosen.ip_address}, as that fixed IP already has a floating IP.",
                 neutron_type="FloatingIPPortAlreadyAssociated",
             )
+        changed("router", fip.router_id)
         fip.port, fip.fixed_ip_address, fip.router, fip.status = port, chosen.ip_address, router, "ACTIVE"
         _revise(fip, ["port", "fixed_ip_address", "router", "status"])
+        changed("router", router.pk)
     return fip
 
 
 def disassociate_floating_ip(fip):
+    changed("router", fip.router_id)
     fip.port, fip.fixed_ip_address, fip.router, fip.status = None, None, None, "DOWN"
     _revise(fip, ["port", "fixed_ip_address", "router", "status"])
     return fip
@@ -1090,6 +1128,7 @@ def disassociate_floating_ip(fip):
 def delete_floating_ip(fip):
     with transaction.atomic():
         holder = fip.holder
+        changed("router", fip.router_id)
         fip.delete()
         holder.delete()
 
@@ -1177,6 +1216,7 @@ def create_instance_ports(instance, nics, security_groups=None):
                 raise Conflict(f"Port {port.pk} is still in use.")
             port.device_owner, port.device_id = Port.COMPUTE, instance.pk
             port.save(update_fields=["device_owner", "device_id", "updated_at"])
+            changed("port", port.pk)
         else:
             fixed = [{"ip_address": nic["fixed_ip"]}] if nic["fixed_ip"] else None
             port = create_port(
@@ -1197,6 +1237,11 @@ def release_instance_ports(instance):
     user brought are unbound and kept."""
     with transaction.atomic():
         ports = Port.objects.filter(project=instance.project_id, device_owner=Port.COMPUTE, device_id=instance.pk)
+        for port_id, network_id in ports.values_list("pk", "network_id"):
+            changed("port", port_id)
+            changed("network", network_id)
+        for router_id in FloatingIP.objects.filter(port__in=ports).values_list("router_id", flat=True):
+            changed("router", router_id)
         FloatingIP.objects.filter(port__in=ports).update(port=None, fixed_ip_address=None, router=None, status="DOWN")
         ports.filter(preserve_on_delete=False).delete()
         ports.update(device_owner="", device_id="", binding_host="", status="DOWN")

@@ -10,17 +10,11 @@ Test helpers drive ``ip``/``nft``/busybox from the shell on purpose: pyroute2
 is imported by the driver module only.
 """
 
-import fcntl
 import hashlib
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 TEST_NS = "dctest-"
@@ -144,41 +138,6 @@ class Guest:
     def blocked(self, address):
         proc = self.run("busybox", "ping", "-c", "2", "-W", "1", address, check=False)
         return proc.returncode != 0
-
-
-@pytest.fixture(scope="session")
-def netns_driver():
-    from network.drivers.netns import NetnsDriver, ensure_packages
-
-    if os.geteuid() != 0:
-        pytest.fail("the dataplane tests need root (namespaces, bridges, nftables)")
-    ensure_packages()
-    # cleanup_all() is host-wide (everything with our prefixes), so two runs of
-    # these tests on one host would tear down each other's topology: take turns.
-    lock = open("/run/lock/dreamcompute-dataplane-tests.lock", "w")  # noqa: SIM115
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    # dnsmasq rereads its files as its own user: a 0755 folder, not pytest's 0700 tmp.
-    state = Path(tempfile.mkdtemp(prefix="dc-netstate-", dir="/var/tmp"))
-    state.chmod(0o755)
-    driver = NetnsDriver(state_dir=state)
-    try:
-        yield driver
-    finally:
-        try:
-            driver.cleanup_all()
-            remove_test_namespaces()
-            shutil.rmtree(state, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
-
-
-@pytest.fixture
-def workdir():
-    d = Path(tempfile.mkdtemp(prefix="dc-nettest-", dir="/var/tmp"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def wait_for(predicate, timeout=5.0, step=0.05):

@@ -1,0 +1,287 @@
+"""The network agent: desired state from the database, handed to the dataplane.
+
+The ``*_spec`` functions are pure reads that build the driver's dataclasses
+(:mod:`network.drivers.base`) from rows; ``sync_*`` reconcile one object on
+this host through :func:`network.drivers.get_driver` and are idempotent: a row
+that is gone is deleted from the dataplane, one that exists is ensured.  The
+Celery tasks in :mod:`network.tasks` wrap them; compute calls them directly
+before a guest is spawned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from django.db import transaction
+
+from .drivers import get_driver
+from .drivers.base import (
+    DhcpHost,
+    FloatingSpec,
+    NetworkSpec,
+    PortSpec,
+    RouterGateway,
+    RouterInterface,
+    RouterSpec,
+    RuleSpec,
+    SubnetSpec,
+)
+from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet
+
+logger = logging.getLogger(__name__)
+
+# Ports with no filter of their own: the network service's legs and holders.
+UNFILTERED_OWNERS = (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY, Port.FLOATING_IP, Port.DHCP)
+# Neutron's protocol names → the driver's (numbers of tcp/udp/icmp become names).
+_PROTOCOL_NAMES = {"ipv6-icmp": "icmpv6", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "sctp": 132}
+
+
+# --- names ---------------------------------------------------------------------
+
+
+def tap_name(port_id: str) -> str:
+    """The host-side device of a guest's NIC: ``tap`` + 11 characters (Neutron's)."""
+    return ("tap" + port_id[:11])[:15]
+
+
+def bridge_for(network_id: str) -> str | None:
+    """The L2 bridge the configured driver makes for ``network_id`` (None: no dataplane)."""
+    from django.conf import settings
+
+    if getattr(settings, "NETWORK_DRIVER", "none") == "netns":
+        from .drivers.netns import bridge_name
+
+        return bridge_name(network_id)
+    return None
+
+
+def _prefixed(subnet: Subnet, address: str) -> str:
+    return f"{address}/{ipaddress.ip_network(subnet.cidr).prefixlen}"
+
+
+# --- specs -----------------------------------------------------------------------
+
+
+def network_spec(network: Network) -> NetworkSpec:
+    return NetworkSpec(id=network.pk, vni=network.segmentation_id, mtu=max(576, min(network.mtu, 9000)))
+
+
+def _dhcp_ips(network: Network) -> dict[str, str]:
+    """subnet id → the address of the network's DHCP port there."""
+    rows = FixedIP.objects.filter(port__network=network, port__device_owner=Port.DHCP)
+    return dict(rows.order_by("pk").values_list("subnet_id", "ip_address"))
+
+
+def subnet_specs(network: Network) -> list[SubnetSpec]:
+    dhcp = _dhcp_ips(network)
+    specs = []
+    for s in network.subnets.order_by("created_at"):
+        specs.append(
+            SubnetSpec(
+                id=s.pk,
+                network_id=network.pk,
+                cidr=s.cidr,
+                gateway_ip=s.gateway_ip,
+                dhcp_enabled=s.enable_dhcp,
+                dns_nameservers=tuple(s.dns_nameservers or ()),
+                host_routes=tuple((r["destination"], r["nexthop"]) for r in s.host_routes or ()),
+                allocation_ranges=tuple((p["start"], p["end"]) for p in s.allocation_pools or ()),
+                dhcp_ip=dhcp.get(s.pk),
+            )
+        )
+    return specs
+
+
+def dhcp_hosts(network: Network) -> list[DhcpHost]:
+    """Fixed MAC → IPv4 leases for the network's ports (IPAM's addresses)."""
+    rows = (
+        FixedIP.objects.filter(port__network=network, subnet__ip_version=4)
+        .exclude(port__device_owner__in=(Port.DHCP, Port.FLOATING_IP))
+        .values_list("port__mac_address", "ip_address")
+        .order_by("ip_address")
+    )
+    hosts, seen = [], set()
+    for mac, ip in rows:
+        if mac.lower() in seen:  # dnsmasq: one lease per MAC per subnet; keep the first
+            continue
+        seen.add(mac.lower())
+        hosts.append(DhcpHost(mac=mac, ip=ip))
+    return hosts
+
+
+def _first_v4(port: Port) -> FixedIP | None:
+    return port.fixed_ips.select_related("subnet").filter(subnet__ip_version=4).order_by("pk").first()
+
+
+def router_spec(router: Router) -> RouterSpec:
+    from .services import gateway_port, router_interfaces
+
+    interfaces = []
+    for port in router_interfaces(router).order_by("created_at"):
+        fixed = _first_v4(port)
+        if fixed is not None:
+            interfaces.append(
+                RouterInterface(network_id=port.network_id, ip=_prefixed(fixed.subnet, fixed.ip_address),
+                                mac=port.mac_address)
+            )
+    gateway, floating = None, []
+    gw_port = gateway_port(router) if router.gateway_network_id else None
+    gw_fixed = _first_v4(gw_port) if gw_port is not None else None
+    if gw_fixed is not None:
+        gateway = RouterGateway(
+            network_id=gw_port.network_id,
+            ip=_prefixed(gw_fixed.subnet, gw_fixed.ip_address),
+            gateway_ip=gw_fixed.subnet.gateway_ip,
+        )
+        for fip in FloatingIP.objects.filter(router=router, port__isnull=False, fixed_ip_address__isnull=False):
+            if ipaddress.ip_address(fip.fixed_ip_address).version == 4:
+                floating.append(FloatingSpec(floating_ip=fip.floating_ip_address, fixed_ip=fip.fixed_ip_address))
+    return RouterSpec(
+        id=router.pk,
+        gateway=gateway,
+        enable_snat=router.enable_snat,
+        interfaces=tuple(interfaces),
+        floating=tuple(sorted(floating, key=lambda f: f.floating_ip)),
+        routes=tuple((r["destination"], r["nexthop"]) for r in router.routes or ()),
+    )
+
+
+def _member_prefixes(group_id: str, ethertype: str) -> tuple:
+    version = 4 if ethertype == "IPv4" else 6
+    rows = FixedIP.objects.filter(port__security_groups=group_id, subnet__ip_version=version)
+    suffix = 32 if version == 4 else 128
+    return tuple(sorted({f"{ip}/{suffix}" for ip in rows.values_list("ip_address", flat=True)}))
+
+
+def compile_rules(port: Port) -> list[RuleSpec]:
+    """The port's security-group rules as the driver's RuleSpecs; remote groups
+    become their members' addresses.  A rule the driver cannot express is left
+    out (the port stays closed to it) and logged."""
+    rules = []
+    for rule in SecurityGroupRule.objects.filter(group__ports=port).order_by("created_at", "pk"):
+        protocol = rule.protocol
+        protocol = _PROTOCOL_NAMES.get(protocol, protocol)
+        if isinstance(protocol, str) and protocol.isdigit():
+            protocol = int(protocol)
+        if rule.remote_group_id:
+            remote = _member_prefixes(rule.remote_group_id, rule.ethertype)
+        elif rule.remote_ip_prefix:
+            remote = (rule.remote_ip_prefix,)
+        else:
+            remote = None
+        try:
+            spec = RuleSpec(
+                direction=rule.direction,
+                ethertype=rule.ethertype,
+                protocol=protocol,
+                port_range_min=rule.port_range_min,
+                port_range_max=rule.port_range_max,
+                remote_prefixes=remote,
+            )
+        except ValueError as exc:
+            logger.warning("security group rule %s not enforceable, skipped: %s", rule.pk, exc)
+            continue
+        if spec not in rules:
+            rules.append(spec)
+    return rules
+
+
+def port_spec(port: Port) -> PortSpec:
+    pairs = tuple((p["ip_address"], p.get("mac_address") or None) for p in port.allowed_address_pairs or ())
+    return PortSpec(
+        id=port.pk,
+        mac=port.mac_address,
+        ips=tuple(port.fixed_ips.order_by("pk").values_list("ip_address", flat=True)),
+        network_id=port.network_id,
+        tap=tap_name(port.pk),
+        port_security=port.port_security_enabled,
+        allowed_address_pairs=pairs,
+        rules=tuple(compile_rules(port)) if port.port_security_enabled else (),
+    )
+
+
+# --- reconcile -------------------------------------------------------------------
+
+
+def ensure_dhcp_port(network: Network) -> Port | None:
+    """The network's DHCP port (its address is dnsmasq's, kept out of IPAM's
+    hands), created when a v4 subnet serves DHCP and the port is missing."""
+    from .services import create_port
+
+    port = network.ports.filter(device_owner=Port.DHCP).first()
+    if port is not None or not network.subnets.filter(enable_dhcp=True, ip_version=4).exists():
+        return port
+    with transaction.atomic():
+        Network.objects.select_for_update().filter(pk=network.pk).first()
+        port = network.ports.filter(device_owner=Port.DHCP).first()
+        if port is None:
+            port = create_port(
+                project=network.project,
+                network=network,
+                device_owner=Port.DHCP,
+                device_id=f"dhcp-{network.pk}",
+                security_groups=[],
+                charge_quota=False,
+                staff=True,
+            )
+    return port
+
+
+def sync_network(network_id: str) -> None:
+    """Bridge and DHCP server of one network; both removed when it is gone."""
+    driver = get_driver()
+    network = Network.objects.filter(pk=network_id).first()
+    if network is None:
+        driver.delete_dhcp(network_id)
+        driver.delete_network(network_id)
+        return
+    ensure_dhcp_port(network)
+    spec = network_spec(network)
+    driver.ensure_network(spec)
+    driver.ensure_dhcp(spec, subnet_specs(network), dhcp_hosts(network))
+
+
+def sync_router(router_id: str) -> None:
+    """The router's namespace, legs, gateway, SNAT and floating IPs."""
+    driver = get_driver()
+    router = Router.objects.filter(pk=router_id).first()
+    if router is None or not router.admin_state_up:
+        driver.delete_router(router_id)
+        return
+    spec = router_spec(router)
+    legs = {i.network_id for i in spec.interfaces} | ({spec.gateway.network_id} if spec.gateway else set())
+    for network in Network.objects.filter(pk__in=legs):
+        driver.ensure_network(network_spec(network))  # the legs' bridges first
+    driver.ensure_router(spec)
+
+
+def sync_port(port_id: str) -> None:
+    """The port's filter (security groups, anti-spoofing); a router's port
+    reconciles its router instead."""
+    driver = get_driver()
+    port = Port.objects.filter(pk=port_id).first()
+    if port is None:
+        driver.delete_port_security(port_id)
+        return
+    if port.device_owner in (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY):
+        if port.device_id:
+            sync_router(port.device_id)
+        return
+    if port.device_owner in UNFILTERED_OWNERS:
+        return
+    driver.ensure_port_security(port_spec(port))
+
+
+def ports_affected_by_group(group_id: str) -> list[str]:
+    """Ports whose filter depends on the group: its members, and the members
+    of groups with a rule naming it as remote group."""
+    referencing = SecurityGroupRule.objects.filter(remote_group=group_id).values("group")
+    groups = SecurityGroup.objects.filter(pk__in=referencing).values_list("pk", flat=True)
+    ids = Port.objects.filter(security_groups__in=[group_id, *groups]).values_list("pk", flat=True)
+    return sorted(set(ids))
+
+
+def sync_security_group(group_id: str) -> None:
+    for port_id in ports_affected_by_group(group_id):
+        sync_port(port_id)
