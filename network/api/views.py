@@ -43,6 +43,16 @@ class Resource:
     def queryset(self):
         return self.model.objects.for_project(self.project)
 
+    def not_found_error(self, pk):
+        label = self.singular.replace("_", " ").capitalize()
+        raise NotFound(f"{label} {pk} could not be found.", neutron_type=self.not_found)
+
+    def _own(self, row):
+        """Shared rows may be read by others, changed only by their owner
+        (or an operator); to anyone else they do not exist."""
+        if row.project_id != self.project.pk and not self.staff:
+            self.not_found_error(row.pk)
+
     def prepare(self, rows):
         """Hook to attach what a page of rows shows, in constant queries."""
 
@@ -55,8 +65,7 @@ class Resource:
         except (ValueError, DataError):
             row = None
         if row is None:
-            label = self.singular.replace("_", " ").capitalize()
-            raise NotFound(f"{label} {pk} could not be found.", neutron_type=self.not_found)
+            self.not_found_error(pk)
         return row
 
     def create(self, data):
@@ -106,16 +115,14 @@ class NetworkResource(Resource):
         )
 
     def update(self, row, data):
-        if row.project_id != self.project.pk and not self.staff:
-            raise NotFound(f"Network {row.pk} could not be found.", neutron_type="NetworkNotFound")
+        self._own(row)
         changes = {k: v for k, v in data.items() if k in ("name", "description", "admin_state_up", "shared")}
         if "router:external" in data:
             changes["router_external"] = data["router:external"]
         return services.update_network(row, staff=self.staff, **changes)
 
     def delete(self, row):
-        if row.project_id != self.project.pk and not self.staff:
-            raise NotFound(f"Network {row.pk} could not be found.", neutron_type="NetworkNotFound")
+        self._own(row)
         services.delete_network(row)
 
 
@@ -158,10 +165,6 @@ class SubnetResource(Resource):
             host_routes=data.get("host_routes"),
             enable_dhcp=data.get("enable_dhcp", True),
         )
-
-    def _own(self, row):
-        if row.project_id != self.project.pk and not self.staff:
-            raise NotFound(f"Subnet {row.pk} could not be found.", neutron_type="SubnetNotFound")
 
     def update(self, row, data):
         self._own(row)
