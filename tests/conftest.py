@@ -103,3 +103,39 @@ def live_cloud(libvirtd, guest_image):
     finally:
         cloud.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def eager_tasks(settings):
+    """Celery tasks run inline in the test process, on libvirt's test
+    driver: each request's on-commit work is done before the next assertion."""
+    from compute.drivers import get_driver
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    settings.LIBVIRT_URI = "test:///default"
+    get_driver.cache_clear()
+    yield
+    app.conf.task_always_eager = False
+    get_driver.cache_clear()
+
+
+@pytest.fixture
+def host(db):
+    """A compute host registered from the test driver."""
+    from compute import hosts
+    from compute.drivers import get_driver
+
+    return hosts.register(get_driver(), "node-1")
+
+
+@pytest.fixture
+def image(tenant_a, tmp_path, settings):
+    """An active public qcow2 image in a throwaway file store."""
+    from storage.drivers import get_storage
+
+    from .compute.images import make_image
+
+    settings.STORAGE_ROOT = str(tmp_path / "storage")
+    get_storage.cache_clear()
+    return make_image(owner=None, visibility="public")

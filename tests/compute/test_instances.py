@@ -19,31 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def eager(settings, django_capture_on_commit_callbacks):
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    settings.LIBVIRT_URI = "test:///default"
-    get_driver.cache_clear()
-    yield
-    app.conf.task_always_eager = False
-    get_driver.cache_clear()
-
-
-@pytest.fixture
-def host(db):
-    return hosts.register(get_driver(), "node-1")
-
-
-@pytest.fixture
-def image(tenant_a, tmp_path, settings):
-    settings.STORAGE_ROOT = str(tmp_path / "storage")
-    from storage.drivers import get_storage
-
-    get_storage.cache_clear()
-    from tests.compute.images import make_image
-
-    return make_image(owner=None, visibility="public")
+def eager(eager_tasks):
+    """Every test here runs its tasks inline (see tests/conftest.py)."""
 
 
 def create(client, name="vm", flavor="50", image=None, **extra):

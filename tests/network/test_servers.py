@@ -3,8 +3,6 @@ address from IPAM, addresses in the server body, ports released on delete."""
 
 import pytest
 
-from compute import hosts
-from compute.drivers import get_driver
 from network.models import Port
 
 from .conftest import N, make_net, post
@@ -13,31 +11,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def eager(settings):
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    settings.LIBVIRT_URI = "test:///default"
-    get_driver.cache_clear()
-    yield
-    app.conf.task_always_eager = False
-    get_driver.cache_clear()
-
-
-@pytest.fixture
-def host(db):
-    return hosts.register(get_driver(), "node-1")
-
-
-@pytest.fixture
-def image(tenant_a, tmp_path, settings):
-    settings.STORAGE_ROOT = str(tmp_path / "storage")
-    from storage.drivers import get_storage
-
-    get_storage.cache_clear()
-    from tests.compute.images import make_image
-
-    return make_image(owner=None, visibility="public")
+def eager(eager_tasks):
+    """Every test here runs its tasks inline (see tests/conftest.py)."""
 
 
 def launch(client, image, networks, expect=202, **extra):
