@@ -16,6 +16,25 @@ class ImageFormatError(StorageError):
     """The bytes are not what the image declares (or are unsafe)."""
 
 
+class StorageBusy(StorageError):
+    """The object is still needed (a volume with snapshots, a snapshot with
+    clones that depend on it): flatten or delete those first."""
+
+
+class StorageNotFound(StorageError):
+    """The object does not exist in the store."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The backend's figures for the scheduler and the admin panel (bytes)."""
+
+    backend: str
+    total: int
+    free: int
+    used: int
+
+
 @dataclass(frozen=True)
 class StoredImage:
     size: int  # bytes as uploaded
@@ -65,4 +84,75 @@ class StorageDriver:
 
     def list_instance_disks(self) -> list[str]:
         """Instance uuids that have a disk here (for the reconcile)."""
+        raise NotImplementedError
+
+    # --- Volumes --------------------------------------------------------------
+    # Ids are the database's ids (hex/uuid strings, checked by the driver).
+    # Every create is all-or-nothing: on failure nothing is left stored.
+
+    def create_volume(self, volume_id: str, size_gb: int) -> None:
+        """An empty (zeroed, thin) volume of ``size_gb``."""
+        raise NotImplementedError
+
+    def create_volume_from_image(self, volume_id: str, image_id: str, size_gb: int) -> None:
+        """The image's content, grown to ``size_gb``: a copy-on-write clone of
+        the image when the image lives in this store (RBD: of its protected
+        snapshot; file: a qcow2 overlay), else a copy."""
+        raise NotImplementedError
+
+    def create_volume_from_snapshot(self, volume_id: str, snapshot_id: str, size_gb: int) -> None:
+        """A copy-on-write clone of the volume snapshot, grown to ``size_gb``."""
+        raise NotImplementedError
+
+    def clone_volume(self, volume_id: str, source_volume_id: str, size_gb: int) -> None:
+        """A new volume with the source volume's current content."""
+        raise NotImplementedError
+
+    def extend_volume(self, volume_id: str, size_gb: int) -> None:
+        """Grow the volume (never shrinks)."""
+        raise NotImplementedError
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Idempotent. Raises StorageBusy while the volume has snapshots, or
+        while clones depend on it, unless they were flattened."""
+        raise NotImplementedError
+
+    def create_volume_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """A point-in-time, read-only snapshot (protected in RBD, so it can be cloned)."""
+        raise NotImplementedError
+
+    def delete_volume_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """Idempotent. Raises StorageBusy while clones depend on it."""
+        raise NotImplementedError
+
+    def flatten_volume(self, volume_id: str) -> None:
+        """Copy the parent's data in, so the volume no longer depends on it."""
+        raise NotImplementedError
+
+    def volume_parent(self, volume_id: str) -> str | None:
+        """What the volume is a copy-on-write child of, as the store names it
+        (``pool/image@snap`` in RBD, a file path in file), or None."""
+        raise NotImplementedError
+
+    def volume_size(self, volume_id: str) -> int:
+        """The volume's virtual size in bytes."""
+        raise NotImplementedError
+
+    def volume_to_image(self, volume_id: str, image_id: str, disk_format: str = "raw") -> StoredImage:
+        """Store the volume's content as a new, self-contained image."""
+        raise NotImplementedError
+
+    def volume_disk(self, volume_id: str, target: str):
+        """A compute.drivers.base.DiskSpec that attaches the volume as ``target``
+        (file: a qcow2 path; rbd: a network disk with hosts and cephx auth)."""
+        raise NotImplementedError
+
+    def list_volumes(self) -> list[str]:
+        """Volume ids stored here (for the reconcile and the cleanup check)."""
+        raise NotImplementedError
+
+    def list_volume_snapshots(self, volume_id: str) -> list[str]:
+        raise NotImplementedError
+
+    def capacity(self) -> Capacity:
         raise NotImplementedError
