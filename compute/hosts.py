@@ -19,12 +19,14 @@ from .models import Host
 logger = logging.getLogger(__name__)
 
 
-def register(driver, name=None):
+def register(driver, name=None, network_agent=False):
     info = driver.host_info()
     defaults = {"uri": info.uri, "virt_type": info.virt_type, "hypervisor_type": info.hypervisor_type,
                 "hypervisor_version": info.hypervisor_version, "vcpus": info.vcpus,
                 "memory_mib": info.memory_mib, "disk_gb": info.disk_gb, "last_heartbeat": timezone.now(),
-                "availability_zone": settings.COMPUTE_AVAILABILITY_ZONE}
+                "availability_zone": settings.COMPUTE_AVAILABILITY_ZONE,
+                "network_agent": network_agent,
+                "tunnel_ip": settings.NETWORK_TUNNEL_IP or None}
     # Ratios only for a new host: an operator's later change must stick.
     ratios = {"cpu_allocation_ratio": settings.CPU_ALLOCATION_RATIO,
               "ram_allocation_ratio": settings.RAM_ALLOCATION_RATIO,
@@ -41,9 +43,10 @@ def heartbeat(name=None):
 class HostAgent(threading.Thread):
     """Heartbeat and reconcile loop of one host's worker."""
 
-    def __init__(self, name):
+    def __init__(self, name, network_agent=False):
         super().__init__(name=f"host-agent-{name}", daemon=True)
         self.host_name = name
+        self.network_agent = network_agent  # the worker consumes network.<host> too
         self.stopped = threading.Event()
 
     def run(self):
@@ -56,16 +59,21 @@ class HostAgent(threading.Thread):
         ticks = 0
         interval = settings.HOST_HEARTBEAT_INTERVAL
         every = max(1, settings.RECONCILE_INTERVAL // interval)
+        network_every = max(1, settings.NETWORK_RECONCILE_INTERVAL // interval)
         while not self.stopped.is_set():
             try:
                 close_old_connections()
                 if ticks == 0:
-                    register(driver, self.host_name)
+                    register(driver, self.host_name, self.network_agent)
                 else:
                     heartbeat(self.host_name)
                 if ticks % every == 0:
                     host = Host.objects.get(name=self.host_name)
                     reconcile(host, driver, storage)
+                if self.network_agent and ticks % network_every == 0:
+                    from network.agent import sync_host
+
+                    sync_host()
             except Exception:  # noqa: BLE001 - the loop must survive a bad pass
                 logger.exception("host agent pass failed")
             ticks += 1
@@ -85,7 +93,7 @@ def start_agent_for(queues):
     global _agent
     if _agent is not None or f"compute.{settings.COMPUTE_HOST}" not in queues:
         return None
-    _agent = HostAgent(settings.COMPUTE_HOST)
+    _agent = HostAgent(settings.COMPUTE_HOST, network_agent=f"network.{settings.COMPUTE_HOST}" in queues)
     _agent.start()
     return _agent
 

@@ -70,19 +70,25 @@ def instances_root(instance_id):
     return path
 
 
+def _instance_ports(instance):
+    from network.models import Port
+
+    return Port.objects.filter(project=instance.project_id, device_owner=Port.COMPUTE, device_id=instance.pk)
+
+
 def guest_nics(instance):
     """The instance's NICs from its ports, each on its network's bridge.  With
-    a dataplane (NETWORK_DRIVER other than ``none``) the ports and networks are
-    first reconciled on this host (it runs the network agent too), so the
-    bridge exists and the filter is in place before the guest's tap appears."""
+    a dataplane (NETWORK_DRIVER other than ``none``) the ports are bound to
+    this host and they and their networks reconciled here first (its worker
+    runs the network agent too), so the bridge exists and the filter is in
+    place before the guest's tap appears."""
     if getattr(settings, "NETWORK_DRIVER", "none") == "none":
         return ()
     from network import agent
-    from network.models import Port
 
-    ports = list(
-        Port.objects.filter(project=instance.project_id, device_owner=Port.COMPUTE, device_id=instance.pk)
-        .select_related("network").order_by("created_at", "pk"))
+    _instance_ports(instance).exclude(binding_host=settings.COMPUTE_HOST).update(
+        binding_host=settings.COMPUTE_HOST)
+    ports = list(_instance_ports(instance).select_related("network").order_by("created_at", "pk"))
     for network_id in dict.fromkeys(p.network_id for p in ports):
         agent.sync_network(network_id)
     nics = []
@@ -91,6 +97,18 @@ def guest_nics(instance):
         nics.append(NicSpec(mac=port.mac_address, bridge=agent.bridge_for(port.network_id),
                             tap=agent.tap_name(port.pk), mtu=port.network.mtu))
     return tuple(nics)
+
+
+def _ports_up(instance):
+    """The guest's NICs are plugged: its ports turn ACTIVE (Neutron's port
+    status after the VIF is wired), each change pushed to the project."""
+    from network.services import published
+
+    if getattr(settings, "NETWORK_DRIVER", "none") == "none":
+        return
+    for port_id in _instance_ports(instance).exclude(status="ACTIVE").values_list("pk", flat=True):
+        if _instance_ports(instance).filter(pk=port_id).update(status="ACTIVE"):
+            published(instance.project_id, "port", port_id, "updated")
 
 
 def guest_spec(instance, disks):
@@ -144,6 +162,7 @@ def spawn_instance(instance_id):
         vm_state=VMState.ACTIVE, task_state=None, power_state=PowerState.RUNNING, progress=100,
         launched_at=timezone.now(), updated_at=timezone.now())
     InstanceAction.objects.filter(pk=create).update(finish_time=timezone.now(), result="Success")
+    _ports_up(instance)
     services.instance_changed(Instance.objects.get(pk=instance_id))
 
 

@@ -202,6 +202,16 @@ INSTANCES_ROOT = env("INSTANCES_ROOT", str(VAR_DIR / "instances"))
 CEPH_CONF = env("CEPH_CONF")
 NETWORK_DRIVER = env("NETWORK_DRIVER", "none")
 COMPUTE_HOST = env("COMPUTE_HOST", "localhost")
+# The network node: the host whose agent runs routers, DHCP servers and the
+# external networks' uplinks (Neutron's L3/DHCP agent host).
+NETWORK_NODE = env("NETWORK_NODE", COMPUTE_HOST)
+# This host's address for VXLAN between hosts' bridges; empty: networks stay on one host.
+NETWORK_TUNNEL_IP = env("NETWORK_TUNNEL_IP", "")
+# How external networks reach the world on the network node: "namespace" (a
+# stand-in upstream router in a qext-<id> namespace, for one host and tests),
+# the name of a physical interface to put on the external bridge, or "none".
+NETWORK_EXTERNAL_UPLINK = env("NETWORK_EXTERNAL_UPLINK", "namespace")
+NETWORK_STATE_DIR = env("NETWORK_STATE_DIR", str(VAR_DIR / "network"))
 COMPUTE_AVAILABILITY_ZONE = env("COMPUTE_AVAILABILITY_ZONE", "nova")
 # Over-commit a new host starts with (operators change them per host in the
 # admin). Root disks are thin copy-on-write overlays, so disk over-commits too.
@@ -218,6 +228,8 @@ HOST_DOWN_AFTER = int(env("HOST_DOWN_AFTER", "60"))
 # Reconcile: how often each host compares libvirt with the database, and how
 # long an instance may stay in a task state before it is put in ERROR.
 RECONCILE_INTERVAL = int(env("RECONCILE_INTERVAL", "30"))
+# How often a network host's agent reconciles everything it should hold (seconds).
+NETWORK_RECONCILE_INTERVAL = int(env("NETWORK_RECONCILE_INTERVAL", "60"))
 TASK_TIMEOUT = int(env("TASK_TIMEOUT", "600"))
 # Guests and disks of ours unknown to the database are removed after this long.
 ORPHAN_GRACE = int(env("ORPHAN_GRACE", "300"))

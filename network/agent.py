@@ -10,9 +10,12 @@ before a guest is spawned.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import threading
 
+from django.conf import settings
 from django.db import transaction
 
 from .drivers import get_driver
@@ -31,6 +34,19 @@ from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, S
 
 logger = logging.getLogger(__name__)
 
+# One dataplane change at a time in this process: a task and the periodic
+# reconcile (threads of one worker) must not build the same namespace at once.
+_lock = threading.RLock()
+
+
+def _serialized(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _lock:
+            return fn(*args, **kwargs)
+
+    return wrapper
+
 # Ports with no filter of their own: the network service's legs and holders.
 UNFILTERED_OWNERS = (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY, Port.FLOATING_IP, Port.DHCP)
 # Neutron's protocol names → the driver's (numbers of tcp/udp/icmp become names).
@@ -47,8 +63,6 @@ def tap_name(port_id: str) -> str:
 
 def bridge_for(network_id: str) -> str | None:
     """The L2 bridge the configured driver makes for ``network_id`` (None: no dataplane)."""
-    from django.conf import settings
-
     if getattr(settings, "NETWORK_DRIVER", "none") == "netns":
         from .drivers.netns import bridge_name
 
@@ -228,47 +242,113 @@ def ensure_dhcp_port(network: Network) -> Port | None:
     return port
 
 
+def this_host() -> str:
+    return settings.COMPUTE_HOST
+
+
+def is_network_node() -> bool:
+    """This host runs routers, DHCP and the external uplinks."""
+    return settings.NETWORK_NODE == settings.COMPUTE_HOST
+
+
+def tunnel_peers() -> tuple[str, ...]:
+    """The other network hosts' VXLAN addresses (empty without a tunnel IP here)."""
+    from compute.models import Host
+
+    if not settings.NETWORK_TUNNEL_IP:
+        return ()
+    rows = Host.objects.filter(network_agent=True, tunnel_ip__isnull=False).exclude(name=this_host())
+    return tuple(sorted({ip for ip in rows.values_list("tunnel_ip", flat=True) if ip != settings.NETWORK_TUNNEL_IP}))
+
+
+def _ensure_bridge(driver, network: Network) -> None:
+    driver.ensure_network(network_spec(network), local_ip=settings.NETWORK_TUNNEL_IP or None,
+                          remote_ips=tunnel_peers())
+
+
+def _gateways(network: Network) -> list[str]:
+    return [_prefixed(s, s.gateway_ip) for s in network.subnets.filter(ip_version=4).exclude(gateway_ip=None)]
+
+
+@_serialized
 def sync_network(network_id: str) -> None:
-    """Bridge and DHCP server of one network; both removed when it is gone."""
+    """The network's bridge (and VXLAN to the other hosts) here; on the
+    network node also its DHCP server and, for an external network, the
+    uplink.  All of it is removed when the network is gone."""
     driver = get_driver()
     network = Network.objects.filter(pk=network_id).first()
+    node = is_network_node()
     if network is None:
-        driver.delete_dhcp(network_id)
+        if node:
+            driver.delete_dhcp(network_id)
+            driver.delete_uplink(network_id)
         driver.delete_network(network_id)
+        return
+    _ensure_bridge(driver, network)
+    if not node:
         return
     ensure_dhcp_port(network)
     spec = network_spec(network)
-    driver.ensure_network(spec)
     driver.ensure_dhcp(spec, subnet_specs(network), dhcp_hosts(network))
+    uplink = settings.NETWORK_EXTERNAL_UPLINK
+    if network.router_external and uplink and uplink != "none":
+        driver.ensure_uplink(spec, uplink, _gateways(network))
 
 
+@_serialized
 def sync_router(router_id: str) -> None:
-    """The router's namespace, legs, gateway, SNAT and floating IPs."""
+    """The router's namespace, legs, gateway, SNAT and floating IPs (on the
+    network node); a router being built turns ACTIVE once it is in place."""
     driver = get_driver()
     router = Router.objects.filter(pk=router_id).first()
     if router is None or not router.admin_state_up:
         driver.delete_router(router_id)
+        if router is not None:
+            _set_status(Router, router, "DOWN")
         return
     spec = router_spec(router)
     legs = {i.network_id for i in spec.interfaces} | ({spec.gateway.network_id} if spec.gateway else set())
     for network in Network.objects.filter(pk__in=legs):
-        driver.ensure_network(network_spec(network))  # the legs' bridges first
-    driver.ensure_router(spec)
+        _ensure_bridge(driver, network)  # the legs' bridges first
+    try:
+        driver.ensure_router(spec)
+    except Exception:
+        _set_status(Router, router, "ERROR")
+        raise
+    _set_status(Router, router, "ACTIVE")
 
 
+def _set_status(model, obj, status: str) -> None:
+    """Record a status the dataplane reached, and tell the project's browsers."""
+    from .services import published
+
+    if model.objects.filter(pk=obj.pk).exclude(status=status).update(status=status):
+        published(obj.project_id, model.__name__.lower(), obj.pk, "updated")
+
+
+def _filtered_here(port: Port) -> bool:
+    """A port's filter lives on the host its guest runs on; an unbound port's
+    on the network node (where nothing is plugged yet: the rules wait)."""
+    return port.binding_host == this_host() or (not port.binding_host and is_network_node())
+
+
+@_serialized
 def sync_port(port_id: str) -> None:
-    """The port's filter (security groups, anti-spoofing); a router's port
-    reconciles its router instead."""
+    """The port's filter (security groups, anti-spoofing) when its guest is on
+    this host; a router's port reconciles its router instead."""
     driver = get_driver()
     port = Port.objects.filter(pk=port_id).first()
     if port is None:
         driver.delete_port_security(port_id)
         return
     if port.device_owner in (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY):
-        if port.device_id:
+        if port.device_id and is_network_node():
             sync_router(port.device_id)
         return
     if port.device_owner in UNFILTERED_OWNERS:
+        return
+    if not _filtered_here(port):
+        driver.delete_port_security(port_id)  # it moved away (or never was here)
         return
     driver.ensure_port_security(port_spec(port))
 
@@ -282,6 +362,49 @@ def ports_affected_by_group(group_id: str) -> list[str]:
     return sorted(set(ids))
 
 
+@_serialized
 def sync_security_group(group_id: str) -> None:
     for port_id in ports_affected_by_group(group_id):
         sync_port(port_id)
+
+
+@_serialized
+def sync_host() -> None:
+    """Everything this host should hold, and nothing else of ours: the periodic
+    reconcile (and the start-up one) of the network agent."""
+    driver = get_driver()
+    node = is_network_node()
+    here = Port.objects.filter(binding_host=this_host())
+    networks = set(here.values_list("network_id", flat=True))
+    if node:
+        networks |= set(Network.objects.values_list("pk", flat=True))
+    for network_id in sorted(networks):
+        sync_network(network_id)
+    if node:
+        for router_id in Router.objects.order_by("pk").values_list("pk", flat=True):
+            sync_router(router_id)
+    for port_id in here.order_by("pk").values_list("pk", flat=True):
+        sync_port(port_id)
+    _remove_strays(driver, networks, node)
+
+
+def _remove_strays(driver, networks: set[str], node: bool) -> None:
+    """What this agent made whose row is gone (or that belongs on another
+    host) is deleted: a crash between a delete and its sync leaves nothing."""
+    for network_id in driver.inventory("networks") - networks:
+        if node:
+            driver.delete_dhcp(network_id)
+            driver.delete_uplink(network_id)
+        driver.delete_network(network_id)
+    keep = networks if node else set()
+    for network_id in (driver.inventory("dhcp") | driver.inventory("uplinks")) - keep:
+        driver.delete_dhcp(network_id)
+        driver.delete_uplink(network_id)
+    routers = set(Router.objects.filter(admin_state_up=True).values_list("pk", flat=True)) if node else set()
+    for router_id in driver.inventory("routers") - routers:
+        driver.delete_router(router_id)
+    filtered = Port.objects.filter(binding_host=this_host())
+    if node:
+        filtered = filtered | Port.objects.filter(binding_host="")
+    for port_id in driver.inventory("ports") - set(filtered.values_list("pk", flat=True)):
+        driver.delete_port_security(port_id)

@@ -1,7 +1,12 @@
 """Network agent tasks: each takes an id and reconciles that object on the
-host's dataplane (:mod:`network.agent`).  They run on ``network.<host>``;
-for now every object is routed to ``network.<COMPUTE_HOST>`` (the
-all-in-one layout: one host runs compute and the network agent)."""
+dataplane of the host whose worker consumes ``network.<host>``
+(:mod:`network.agent`).
+
+Routing: routers live on the network node (``NETWORK_NODE``); networks,
+ports and security groups go to every network host that is up (each agent
+touches only what belongs on it: bridges of networks with guests there, the
+filters of ports bound there; DHCP and uplinks on the node).  A host that was
+down catches up with :func:`network.agent.sync_host` when it comes back."""
 
 import logging
 
@@ -13,8 +18,17 @@ from . import agent
 logger = logging.getLogger(__name__)
 
 
-def agent_queue() -> str:
-    return f"network.{settings.COMPUTE_HOST}"
+def node_queue() -> str:
+    return f"network.{settings.NETWORK_NODE}"
+
+
+def agent_queues() -> list[str]:
+    """``network.<host>`` of every network host that is up, the node always."""
+    from compute.models import Host
+
+    hosts = set(Host.objects.up().filter(network_agent=True).values_list("name", flat=True))
+    hosts.add(settings.NETWORK_NODE)
+    return [f"network.{name}" for name in sorted(hosts)]
 
 
 @shared_task(soft_time_limit=60, time_limit=90, ignore_result=True)
@@ -29,8 +43,8 @@ def sync_router(router_id):
 
 @shared_task(soft_time_limit=60, time_limit=90, ignore_result=True)
 def sync_port(port_id):
-    """The port's filter, then its network's DHCP leases and the filters of
-    ports whose remote-group rules name one of its groups."""
+    """The port's filter, then its network (DHCP leases on the node) and the
+    filters of ports whose remote-group rules name one of its groups."""
     from .models import Port
 
     agent.sync_port(port_id)
@@ -46,6 +60,11 @@ def sync_security_group(group_id):
     agent.sync_security_group(group_id)
 
 
+@shared_task(soft_time_limit=300, time_limit=330, ignore_result=True)
+def sync_host():
+    agent.sync_host()
+
+
 TASKS = {
     "network": sync_network,
     "router": sync_router,
@@ -55,4 +74,6 @@ TASKS = {
 
 
 def enqueue(kind: str, object_id: str) -> None:
-    TASKS[kind].apply_async(args=(object_id,), queue=agent_queue())
+    queues = [node_queue()] if kind == "router" else agent_queues()
+    for queue in queues:
+        TASKS[kind].apply_async(args=(object_id,), queue=queue)

@@ -31,6 +31,10 @@ class Host(models.Model):
     disk_allocation_ratio = models.FloatField(default=1.0)
     availability_zone = models.CharField(max_length=255, default="nova")
     enabled = models.BooleanField(default=True)
+    # Its worker also runs the network agent (queue ``network.<name>``), and
+    # reaches other hosts' bridges over VXLAN from this address.
+    network_agent = models.BooleanField(default=False)
+    tunnel_ip = models.GenericIPAddressField(null=True, blank=True, protocol="IPv4")
     disabled_reason = models.CharField(max_length=255, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,5 @@ def get_driver(name: str | None = None):
     if name == "netns":
         from network.drivers.netns import NetnsDriver
 
-        state = getattr(settings, "NETWORK_STATE_DIR", None) or Path(settings.BASE_DIR) / "var" / "network"
-        return NetnsDriver(state_dir=state)
+        return NetnsDriver(state_dir=Path(settings.NETWORK_STATE_DIR))
     raise ValueError(f"unknown NETWORK_DRIVER: {name!r}")

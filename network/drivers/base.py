@@ -316,6 +316,20 @@ class NetworkDriver:
         """Remove the router namespace and its legs."""
         raise NotImplementedError
 
+    def ensure_uplink(self, net: NetworkSpec, uplink: str, addresses=()) -> None:
+        """Connect an external network's bridge to the world outside.  ``uplink``
+        is a host interface to enslave to the bridge (a real deployment's
+        physical NIC) or ``namespace``: a ``qext-<id>`` namespace on the bridge
+        holding ``addresses`` (the subnets' gateways), which stands in for the
+        upstream router on a single host so traffic never leaves namespaces we
+        made."""
+        raise NotImplementedError
+
+    def delete_uplink(self, network_id: str) -> None:
+        """Remove the stand-in namespace (an enslaved interface is freed when
+        the bridge goes)."""
+        raise NotImplementedError
+
     def ensure_port_security(self, port: PortSpec) -> None:
         """Install (or replace atomically) the port's filter: anti-spoofing of
         MAC/IP/ARP, no DHCP server replies from the guest, stateful default
@@ -325,6 +339,11 @@ class NetworkDriver:
 
     def delete_port_security(self, port_id: str) -> None:
         """Remove the port's filter."""
+        raise NotImplementedError
+
+    def inventory(self, kind: str) -> set[str]:
+        """Ids of the ``networks``, ``routers``, ``dhcp`` servers and ``uplinks``
+        this driver made here and has not deleted (for the agent's sweep)."""
         raise NotImplementedError
 
     def list_resources(self) -> list[str]:

@@ -9,6 +9,9 @@ The only module that imports pyroute2.  Layout (Neutron's, without OVS):
 - ``qrouter-<id>``: namespace with legs ``qr-<11>`` (peers ``dcvr<11>``) and
   ``qg-<11>`` (peer ``dcvg<11>``); forwarding and nftables NAT (table
   ``ip dc_nat``) live inside it only.
+- ``qext-<net>``: on a single host, the world outside an external network:
+  leg ``eth0`` (host peer ``dcvu<11>``) holding the subnets' gateways.  A
+  real deployment enslaves a physical NIC to the bridge instead.
 - Port security: tables ``bridge dc_filter`` (stateless anti-spoofing, per
   bridge port) and ``inet dc_filter`` (stateful, through br_netfilter, per
   bridge + port address) in the host namespace.
@@ -35,12 +38,13 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from network.drivers.base import DataplaneError, NetworkDriver, NetworkSpec, PortSpec, RouterSpec
+from network.drivers.base import IFNAME_RE, DataplaneError, NetworkDriver, NetworkSpec, PortSpec, RouterSpec
 
 BRIDGE_PREFIX = "dcbr-"
 VETH_PREFIX = "dcv"
 ROUTER_NS = "qrouter-"
 DHCP_NS = "qdhcp-"
+EXTERNAL_NS = "qext-"
 NFT_TABLES = (("bridge", "dc_filter"), ("inet", "dc_filter"))
 VXLAN_PORT = 4789
 BR_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -66,6 +70,10 @@ def router_ns(router_id: str) -> str:
 
 def dhcp_ns(network_id: str) -> str:
     return DHCP_NS + network_id
+
+
+def external_ns(network_id: str) -> str:
+    return EXTERNAL_NS + network_id
 
 
 def ensure_packages() -> None:
@@ -247,7 +255,25 @@ class NetnsDriver(NetworkDriver):
         return inner[0]
 
     # --- networks ------------------------------------------------------
+    def _record(self, kind: str, object_id: str) -> None:
+        d = self.state_dir / kind / (self.host_ns or "host")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / object_id).touch()
+
+    def _forget(self, kind: str, object_id: str) -> None:
+        (self.state_dir / kind / (self.host_ns or "host") / object_id).unlink(missing_ok=True)
+
+    def inventory(self, kind: str) -> set[str]:
+        if kind == "routers":
+            d = self.state_dir / "routers"
+        elif kind == "dhcp":
+            d = self.state_dir / "dhcp"
+        else:
+            d = self.state_dir / kind / (self.host_ns or "host")
+        return {p.name for p in d.iterdir()} if d.is_dir() else set()
+
     def ensure_network(self, net: NetworkSpec, local_ip=None, remote_ips=()) -> None:
+        self._record("networks", net.id)
         br_name = bridge_name(net.id)
         with ipr(self.host_ns) as ip:
             br = _index(ip, br_name)
@@ -294,6 +320,7 @@ class NetnsDriver(NetworkDriver):
                 _ignore(ip.fdb, "del", ifindex=vx, lladdr="00:00:00:00:00:00", dst=dst)
 
     def delete_network(self, network_id: str) -> None:
+        self._forget("networks", network_id)
         with ipr(self.host_ns) as ip:
             for name in (vxlan_name(network_id), bridge_name(network_id)):
                 idx = _index(ip, name)
@@ -430,6 +457,35 @@ class NetnsDriver(NetworkDriver):
             for f in d.iterdir():
                 f.unlink()
             d.rmdir()
+
+    # --- the outside of external networks ------------------------------
+    def ensure_uplink(self, net: NetworkSpec, uplink: str, addresses=()) -> None:
+        br_name = bridge_name(net.id)
+        if uplink != "namespace":
+            if not IFNAME_RE.match(uplink) or uplink.startswith((BRIDGE_PREFIX, VETH_PREFIX)):
+                raise DataplaneError(f"bad uplink interface: {uplink!r}")
+            with ipr(self.host_ns) as ip:
+                idx, br = _index(ip, uplink), _index(ip, br_name)
+                if idx is None:
+                    raise DataplaneError(f"uplink interface {uplink} does not exist")
+                if br is None:
+                    raise DataplaneError(f"bridge {br_name} missing (ensure_network first)")
+                ip.link("set", index=idx, master=br, state="up")
+            return
+        wanted = {str(ipaddress.ip_interface(a)) for a in addresses}
+        ns = external_ns(net.id)
+        self._record("uplinks", net.id)
+        ensure_netns(ns)
+        with ipr(self.host_ns) as hostip, ipr(ns) as ip:
+            links = (_links(hostip), _links(ip))
+            if links[1]["lo"][2][2] != "up":
+                _lo_up(ip)
+            idx = self._plug_veth(hostip, ip, "dcvu" + _short("u", net.id), ns, "eth0", br_name, None, links)
+            _reconcile_addrs(ip, idx, wanted)
+
+    def delete_uplink(self, network_id: str) -> None:
+        delete_netns(external_ns(network_id))  # its leg's host peer dies with it
+        self._forget("uplinks", network_id)
 
     # --- routers -------------------------------------------------------
     def ensure_router(self, router: RouterSpec) -> None:
@@ -768,7 +824,7 @@ class NetnsDriver(NetworkDriver):
     def _our_namespaces(self) -> list[str]:
         if self.host_ns:  # a stand-in host owns no qrouter/qdhcp namespaces of its own
             return []
-        return [n for n in netns.listnetns() if n.startswith((ROUTER_NS, DHCP_NS))]
+        return [n for n in netns.listnetns() if n.startswith((ROUTER_NS, DHCP_NS, EXTERNAL_NS))]
 
     def list_resources(self) -> list[str]:
         res = [f"netns:{n}" for n in self._our_namespaces()]
@@ -794,7 +850,7 @@ class NetnsDriver(NetworkDriver):
                 _ignore(ip.link, "del", index=idx)
         for t in self._our_tables():
             _run(["nft", "delete", "table", *t.split()], ns=self.host_ns, check=False)
-        for sub in ("dhcp", "ports", "routers"):
+        for sub in ("dhcp", "ports", "routers", "networks", "uplinks"):
             d = self.state_dir / sub
             if d.exists():
                 for p in sorted(d.rglob("*"), reverse=True):
@@ -820,5 +876,5 @@ def _outside_event_loop(method):
 
 
 for _name in ("ensure_network", "delete_network", "ensure_dhcp", "delete_dhcp", "ensure_router", "delete_router",
-              "ensure_port_security", "delete_port_security", "list_resources", "cleanup_all"):
+              "ensure_uplink", "delete_uplink", "ensure_port_security", "delete_port_security", "list_resources", "cleanup_all"):
     setattr(NetnsDriver, _name, _outside_event_loop(getattr(NetnsDriver, _name)))

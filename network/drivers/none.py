@@ -26,11 +26,20 @@ class NoneDriver(NetworkDriver):
     def delete_router(self, router_id):
         pass
 
+    def ensure_uplink(self, net, uplink, addresses=()):
+        pass
+
+    def delete_uplink(self, network_id):
+        pass
+
     def ensure_port_security(self, port):
         pass
 
     def delete_port_security(self, port_id):
         pass
+
+    def inventory(self, kind):
+        return set()
 
     def list_resources(self):
         return []
