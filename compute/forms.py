@@ -7,6 +7,9 @@ import base64
 from django import forms
 
 from dashboard.forms import Form
+from network import forms as network_forms
+from network import services as network_services
+from network.models import Network, SecurityGroup
 
 from .models import Flavor, Host, Image, KeyPair
 from .models.images import ContainerFormat, DiskFormat, ImageStatus, Visibility
@@ -47,6 +50,13 @@ class LaunchForm(Form):
     flavor = FlavorChoiceField(queryset=Flavor.objects.none(), empty_label=None, widget=FlavorSelect)
     key_name = forms.ChoiceField(label="Key pair", required=False)
     availability_zone = forms.ChoiceField(label="Availability zone", required=False)
+    networks = network_forms.NetworkMultipleChoiceField(
+        queryset=Network.objects.none(), required=False, widget=forms.SelectMultiple(attrs={"size": 4}),
+        help_text="One interface per network. None: the instance has no network.")
+    security_groups = network_forms.GroupMultipleChoiceField(
+        label="Security groups", queryset=SecurityGroup.objects.none(), required=False,
+        widget=forms.SelectMultiple(attrs={"size": 3}),
+        help_text="Applied to each of its interfaces. None: nothing reaches the instance.")
     user_data = forms.CharField(
         label="User data", required=False, strip=False,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "class": "font-monospace"}),
@@ -54,6 +64,7 @@ class LaunchForm(Form):
 
     def __init__(self, *args, project, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.project = project
         self.fields["image"].queryset = (Image.objects.visible_to(project).filter(status=ImageStatus.ACTIVE)
                                          .order_by("name", "id"))
         self.fields["flavor"].queryset = Flavor.objects.visible_to(project).filter(disabled=False)
@@ -65,6 +76,15 @@ class LaunchForm(Form):
             self.fields["key_name"].initial = keys[0]
         zones = Host.objects.order_by("availability_zone").values_list("availability_zone", flat=True).distinct()
         self.fields["availability_zone"].choices = [("", "Any zone"), *((z, z) for z in zones)]
+        networks = network_forms.launch_networks(project)
+        self.fields["networks"].queryset = networks
+        public = networks.filter(name="public", shared=True).values_list("pk", flat=True).first()
+        if public:
+            self.fields["networks"].initial = [public]
+        # The project's ``default`` group exists from the first time anyone looks (as in Neutron).
+        default = network_services.default_security_group(project)
+        self.fields["security_groups"].queryset = SecurityGroup.objects.for_project(project).order_by("name")
+        self.fields["security_groups"].initial = [default.pk]
 
     def clean_user_data(self):
         text = self.cleaned_data["user_data"]
@@ -83,6 +103,10 @@ class LaunchForm(Form):
             "user_data": base64.b64encode(user_data.encode()).decode() if user_data else None,
             "availability_zone": data["availability_zone"] or None,
             "min_count": 1, "max_count": data["count"],
+            # Checked by the network service as the API's NIC requests are (a refusal is a form error).
+            "networks": network_services.resolve_nic_requests(
+                self.project, [{"uuid": network.pk} for network in data["networks"]]),
+            "security_groups": [group.pk for group in data["security_groups"]],
         }
 
     def selected_flavor(self):

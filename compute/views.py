@@ -38,6 +38,17 @@ from .models import Host, Image, Instance
 from .models.images import ImageStatus
 from .states import ACTIONS, VMState
 
+
+def instance_interfaces(instance):
+    """The instance's ports with their network, addresses, floating IPs and
+    groups, in a fixed number of queries. Only ports of the instance's own
+    project count (device_id is writable through the port API)."""
+    from network.models import Port
+
+    return list(Port.objects.filter(project=instance.project_id, device_owner=Port.COMPUTE, device_id=instance.pk)
+                .select_related("network").prefetch_related("fixed_ips", "floating_ips", "security_groups")
+                .order_by("created_at", "pk"))
+
 # Console lines the page shows before the websocket takes over (and without JavaScript).
 CONSOLE_LINES = 200
 # The quotas the launch dialog draws, with what one instance of a flavor adds.
@@ -176,7 +187,7 @@ def instance_detail(request, instance_id):
     tab = request.GET.get("tab")
     editable = can_change(request)
     return render(request, "compute/instances/detail.html", {
-        "instance": instance, "image": image, "fault": fault,
+        "instance": instance, "image": image, "fault": fault, "interfaces": instance_interfaces(instance),
         "tab": tab if tab in ("console", "log") else "overview",
         "actions": tables.allowed_actions(instance, request.user) if editable else [],
         "action_log": instance.actions.select_related("user"),

@@ -33,5 +33,6 @@ urlpatterns = [
     path("", include(("compute.vnc", "vnc"))),  # /vnc/ (noVNC) and /instances/<id>/vnc/
     path("", include("identity.urls")),
     path("", include("compute.urls")),
+    path("", include("network.urls")),
     path("", include("dashboard.urls")),
 ]

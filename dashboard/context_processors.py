@@ -11,6 +11,13 @@ NAVIGATION = (
         ("Flavors", "box", "dashboard:flavors", ("flavor",)),
         ("Key Pairs", "key", "dashboard:keypairs", ("keypair",)),
     )),
+    ("Network", False, (
+        ("Network Topology", "diagram-3", "network:topology", ("topology",)),
+        ("Networks", "diagram-2", "network:networks", ("network", "subnet")),
+        ("Routers", "router", "network:routers", ("router",)),
+        ("Security Groups", "shield-lock", "network:security-groups", ("security-group",)),
+        ("Floating IPs", "globe2", "network:floating-ips", ("floating-ip",)),
+    )),
     ("Admin", True, (
         ("Hypervisors", "hdd-rack", "compute:admin-hypervisors", ("admin-hypervisor",)),
         ("All Instances", "pc-display-horizontal", "compute:admin-instances", ("admin-instance",)),
@@ -26,7 +33,7 @@ NAVIGATION = (
 )
 
 
-NAV_NAMESPACES = ("dashboard", "compute")
+NAV_NAMESPACES = ("dashboard", "compute", "network")
 
 
 def navigation(request):

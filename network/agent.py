@@ -408,3 +408,19 @@ def _remove_strays(driver, networks: set[str], node: bool) -> None:
         filtered = filtered | Port.objects.filter(binding_host="")
     for port_id in driver.inventory("ports") - set(filtered.values_list("pk", flat=True)):
         driver.delete_port_security(port_id)
+
+
+@_serialized
+def teardown_host() -> None:
+    """Remove everything this host's agent made (``make stop``, a host leaving
+    the cloud): only what its inventory lists, never another agent's."""
+    driver = get_driver()
+    for network_id in driver.inventory("dhcp") | driver.inventory("uplinks"):
+        driver.delete_dhcp(network_id)
+        driver.delete_uplink(network_id)
+    for router_id in driver.inventory("routers"):
+        driver.delete_router(router_id)
+    for port_id in driver.inventory("ports"):
+        driver.delete_port_security(port_id)
+    for network_id in driver.inventory("networks"):
+        driver.delete_network(network_id)

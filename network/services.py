@@ -9,10 +9,12 @@ if it did not exist (404). Lookups go through the ``*_for`` selectors here.
 import ipaddress
 import random
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from billing import quotas
+from core import events
 from core.openstack.errors import BadRequest, Conflict, Forbidden, NotFound
 
 from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet
@@ -24,13 +26,20 @@ def changed(kind, object_id):
     """Tell the host's network agent that a ``network``, ``router``, ``port`` or
     ``security_group`` changed: its sync task is queued once the transaction
     commits.  With ``NETWORK_DRIVER=none`` (the embedded default) nothing at all."""
-    from django.conf import settings
-
     if getattr(settings, "NETWORK_DRIVER", "none") == "none" or not object_id:
         return
     from . import tasks
 
     transaction.on_commit(lambda: tasks.enqueue(kind, object_id))
+
+
+def published(project_id, resource, object_id, action):
+    """Tell the project's browsers (the Network Topology, the panels) that a
+    ``network``, ``subnet``, ``port``, ``router``, ``floating_ip`` or
+    ``security_group`` was ``created``, ``updated`` or ``deleted``: sent once
+    the transaction commits, never for a change that rolls back."""
+    if project_id and object_id:
+        events.publish(project_id, {"kind": "network", "resource": resource, "id": object_id, "action": action})
 
 
 # --- Selectors ------------------------------------------------------------------
@@ -158,6 +167,7 @@ def create_network(
                 quotas.reserve(project, {"networks": 1})
                 network = Network.objects.create(segmentation_id=random.randint(1, MAX_VNI), **fields)
                 changed("network", network.pk)
+                published(project.pk, "network", network.pk, "created")
                 return network
         except IntegrityError:
             continue  # a VNI collision: pick another
@@ -175,6 +185,7 @@ def update_network(network, *, staff=False, **changes):
         network.admin_state_up = _bool(changes["admin_state_up"], "admin_state_up")
     _revise(network, ["name", "description", "admin_state_up", "shared", "router_external"])
     changed("network", network.pk)
+    published(network.project_id, "network", network.pk, "updated")
     return network
 
 
@@ -191,6 +202,7 @@ def delete_network(network):
         if network.gateway_routers.exists():
             raise Conflict(f"Network {network.pk} is the gateway of a router.", neutron_type="NetworkInUse")
         changed("network", network.pk)
+        published(network.project_id, "network", network.pk, "deleted")
         network.ports.all().delete()
         FixedIP.objects.filter(subnet__network=network).delete()
         network.subnets.all().delete()
@@ -332,7 +344,7 @@ def create_subnet(
                 )
         quotas.reserve(project, {"subnets": 1})
         changed("network", network.pk)
-        return Subnet.objects.create(
+        subnet = Subnet.objects.create(
             project=project,
             network=network,
             name=_name(name),
@@ -345,6 +357,8 @@ def create_subnet(
             host_routes=clean_routes,
             enable_dhcp=_bool(enable_dhcp, "enable_dhcp"),
         )
+        published(project.pk, "subnet", subnet.pk, "created")
+        return subnet
 
 
 def update_subnet(subnet, **changes):
@@ -359,6 +373,7 @@ def update_subnet(subnet, **changes):
         subnet.dns_nameservers = [str(_ip(d, "dns_nameservers")) for d in dns]
     _revise(subnet, ["name", "description", "enable_dhcp", "dns_nameservers"])
     changed("network", subnet.network_id)
+    published(subnet.project_id, "subnet", subnet.pk, "updated")
     return subnet
 
 
@@ -371,6 +386,7 @@ def delete_subnet(subnet):
                 neutron_type="SubnetInUse",
             )
         changed("network", subnet.network_id)
+        published(subnet.project_id, "subnet", subnet.pk, "deleted")
         subnet.fixed_ips.all().delete()
         subnet.delete()
 
@@ -536,6 +552,7 @@ def create_port(
         if groups:
             port.security_groups.set(groups)
         changed("port", port.pk)
+        published(port.project_id, "port", port.pk, "created")
     return port
 
 
@@ -603,6 +620,7 @@ def update_port(port, *, project, staff=False, **changes):
             ],
         )
         changed("port", port.pk)
+        published(port.project_id, "port", port.pk, "updated")
     return port
 
 
@@ -617,6 +635,7 @@ def delete_port(port, *, internal=False):
     with transaction.atomic():
         changed("port", port.pk)
         changed("network", port.network_id)
+        published(port.project_id, "port", port.pk, "deleted")
         _disassociate_port_floating_ips(port)
         port.delete()
 
@@ -678,6 +697,7 @@ def create_security_group(*, project, name, description=""):
         SecurityGroupRule.objects.bulk_create(
             SecurityGroupRule(group=group, direction="egress", ethertype=e) for e in ("IPv4", "IPv6")
         )
+        published(project.pk, "security_group", group.pk, "created")
     return group
 
 
@@ -690,6 +710,7 @@ def update_security_group(group, **changes):
     if "description" in changes:
         group.description = _name(changes["description"], "description")
     _revise(group, ["name", "description"])
+    published(group.project_id, "security_group", group.pk, "updated")
     return group
 
 
@@ -698,6 +719,7 @@ def delete_security_group(group):
         raise Conflict("Removing default security group not allowed.", neutron_type="SecurityGroupCannotRemoveDefault")
     if group.ports.exists():
         raise Conflict(f"Security Group {group.pk} in use.", neutron_type="SecurityGroupInUse")
+    published(group.project_id, "security_group", group.pk, "deleted")
     group.delete()
 
 
@@ -809,11 +831,13 @@ def create_security_group_rule(
             )
         quotas.reserve(project, {"security_group_rules": 1})
         changed("security_group", group.pk)
+        published(project.pk, "security_group", group.pk, "updated")
         return SecurityGroupRule.objects.create(group=group, description=_name(description, "description"), **fields)
 
 
 def delete_security_group_rule(rule):
     changed("security_group", rule.group_id)
+    published(rule.group.project_id, "security_group", rule.group_id, "updated")
     rule.delete()
 
 
@@ -835,10 +859,13 @@ def create_router(*, project, name="", description="", admin_state_up=True, exte
             name=_name(name),
             description=_name(description, "description"),
             admin_state_up=_bool(admin_state_up, "admin_state_up"),
+            # With a dataplane, ACTIVE once the network node's agent built it.
+            status="ACTIVE" if settings.NETWORK_DRIVER == "none" else "BUILD",
         )
         if external_gateway_info:
             set_gateway(router, project=project, info=external_gateway_info)
         changed("router", router.pk)
+        published(project.pk, "router", router.pk, "created")
     return router
 
 
@@ -879,6 +906,7 @@ def set_gateway(router, *, project, info):
             router.enable_snat = _bool(info["enable_snat"], "enable_snat")
         _revise(router, ["gateway_network", "enable_snat"])
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "updated")
     return router
 
 
@@ -896,6 +924,7 @@ def clear_gateway(router):
         router.gateway_network = None
         _revise(router, ["gateway_network"])
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "updated")
     return router
 
 
@@ -921,6 +950,7 @@ def update_router(router, *, project, **changes):
             set_gateway(router, project=project, info=changes["external_gateway_info"])
         _revise(router, ["name", "description", "admin_state_up", "routes"])
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "updated")
     return router
 
 
@@ -937,6 +967,7 @@ def delete_router(router):
             raise Conflict(f"Router {router.pk} still has ports", neutron_type="RouterInUse")
         clear_gateway(router)
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "deleted")
         router.delete()
 
 
@@ -979,6 +1010,7 @@ def add_router_interface(router, *, project, subnet_id=None, port_id=None):
                 security_groups=[],
             )
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "updated")
     return {
         "id": router.pk,
         "tenant_id": router.project_id,
@@ -1019,6 +1051,7 @@ def remove_router_interface(router, *, project, subnet_id=None, port_id=None):
         network_id, removed = port.network_id, port.pk
         delete_port(port, internal=True)
         changed("router", router.pk)
+        published(router.project_id, "router", router.pk, "updated")
     return {
         "id": router.pk,
         "tenant_id": router.project_id,
@@ -1071,6 +1104,7 @@ def create_floating_ip(
         )
         holder.device_id = fip.pk
         holder.save(update_fields=["device_id"])
+        published(project.pk, "floating_ip", fip.pk, "created")
         if port_id:
             associate_floating_ip(fip, project=project, port_id=port_id, fixed_ip_address=fixed_ip_address)
     return fip
@@ -1115,6 +1149,7 @@ def associate_floating_ip(fip, *, project, port_id, fixed_ip_address=None):
         fip.port, fip.fixed_ip_address, fip.router, fip.status = port, chosen.ip_address, router, "ACTIVE"
         _revise(fip, ["port", "fixed_ip_address", "router", "status"])
         changed("router", router.pk)
+        published(fip.project_id, "floating_ip", fip.pk, "updated")
     return fip
 
 
@@ -1122,6 +1157,7 @@ def disassociate_floating_ip(fip):
     changed("router", fip.router_id)
     fip.port, fip.fixed_ip_address, fip.router, fip.status = None, None, None, "DOWN"
     _revise(fip, ["port", "fixed_ip_address", "router", "status"])
+    published(fip.project_id, "floating_ip", fip.pk, "updated")
     return fip
 
 
@@ -1129,6 +1165,7 @@ def delete_floating_ip(fip):
     with transaction.atomic():
         holder = fip.holder
         changed("router", fip.router_id)
+        published(fip.project_id, "floating_ip", fip.pk, "deleted")
         fip.delete()
         holder.delete()
 
@@ -1217,6 +1254,7 @@ def create_instance_ports(instance, nics, security_groups=None):
             port.device_owner, port.device_id = Port.COMPUTE, instance.pk
             port.save(update_fields=["device_owner", "device_id", "updated_at"])
             changed("port", port.pk)
+            published(port.project_id, "port", port.pk, "updated")
         else:
             fixed = [{"ip_address": nic["fixed_ip"]}] if nic["fixed_ip"] else None
             port = create_port(
@@ -1240,6 +1278,7 @@ def release_instance_ports(instance):
         for port_id, network_id in ports.values_list("pk", "network_id"):
             changed("port", port_id)
             changed("network", network_id)
+            published(instance.project_id, "port", port_id, "deleted")
         for router_id in FloatingIP.objects.filter(port__in=ports).values_list("router_id", flat=True):
             changed("router", router_id)
         FloatingIP.objects.filter(port__in=ports).update(port=None, fixed_ip_address=None, router=None, status="DOWN")

@@ -52,6 +52,11 @@ class LiveCloud:
             "SHUTDOWN_TIMEOUT": "20",
             "TASK_TIMEOUT": "30",
             "HOST_DOWN_AFTER": "15",
+            # The real dataplane on the QEMU host, which is also the network
+            # node; the test-driver host has none (its guests are not real).
+            "NETWORK_DRIVER": "netns",
+            "NETWORK_NODE": "qemu1",
+            "NETWORK_RECONCILE_INTERVAL": "5",
         }
         if self.guest_image:
             self.env["GUEST_IMAGE"] = str(self.guest_image)
@@ -63,8 +68,9 @@ class LiveCloud:
                            "--port", str(self.port), "--lifespan", "on", "--no-access-log"])
         # The default queue and the test-driver host in one worker; the real
         # QEMU host in another, as on a hypervisor.
-        worker_log = self.spawn("worker", self.worker_argv("default,compute.localhost", "live@localhost"))
-        qemu_log = self.spawn("worker-qemu1", self.worker_argv("compute.qemu1", "qemu1@localhost"), {
+        worker_log = self.spawn("worker", self.worker_argv("default,compute.localhost", "live@localhost"),
+                                {"NETWORK_DRIVER": "none"})
+        qemu_log = self.spawn("worker-qemu1", self.worker_argv("compute.qemu1,network.qemu1", "qemu1@localhost"), {
             "COMPUTE_HOST": "qemu1", "LIBVIRT_URI": "qemu:///system", "COMPUTE_AVAILABILITY_ZONE": "real"})
         wait_for_port(self.port, proc=self.procs[0], what="the live web server")
         self._wait_for_line(worker_log, "ready.", self.procs[1])
@@ -133,6 +139,11 @@ class LiveCloud:
         for handle in self.logs:
             handle.close()
         self.logs.clear()
+        if self.env is not None:  # what the network agent built on this machine, and only that
+            subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                            "from network.agent import teardown_host; teardown_host()"],
+                           cwd=ROOT, env={**self.env, **self.recipes["worker-qemu1"][1]}, check=True,
+                           stdout=subprocess.DEVNULL)
 
     def seed_user(self, username, password, project, role="member"):
         """A user with ``role`` on ``project`` (created when missing), made by

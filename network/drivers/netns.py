@@ -359,7 +359,12 @@ class NetnsDriver(NetworkDriver):
             wanted.add(f"{addr}/{s.network.prefixlen}")
         with ipr(self.host_ns) as ip, ipr(ns) as nsip:
             _lo_up(nsip)
-            leg = self._plug_veth(ip, nsip, "dcvd" + _short("dhcp", net.id), ns, "ns-dhcp", bridge_name(net.id))
+            links = (_links(ip), _links(nsip))
+            # A leg made anew (first time, or repaired after someone deleted
+            # it) needs a dnsmasq bound to it anew: the old one's socket died.
+            relegged = "ns-dhcp" not in links[1] or "dcvd" + _short("dhcp", net.id) not in links[0]
+            leg = self._plug_veth(ip, nsip, "dcvd" + _short("dhcp", net.id), ns, "ns-dhcp", bridge_name(net.id),
+                                  links=links)
             _reconcile_addrs(nsip, leg, wanted)
 
         d = self._dhcp_dir(net.id)
@@ -402,11 +407,13 @@ class NetnsDriver(NetworkDriver):
             f"--dhcp-optsfile={d}/opts",
             "--dhcp-authoritative",
             "--dhcp-lease-max=65536",
+            f"--log-facility={d}/log",
+            "--log-dhcp",
             *ranges,
         ]
         changed_args = self._write(d / "args", "\n".join(args) + "\n")
         pid = self._dhcp_pid(net.id)
-        if pid and changed_args:  # different ranges or interfaces: restart
+        if pid and (changed_args or relegged):  # different ranges or a new leg: restart
             self._kill_dhcp(net.id)
             pid = None
         if pid is None:
@@ -876,5 +883,6 @@ def _outside_event_loop(method):
 
 
 for _name in ("ensure_network", "delete_network", "ensure_dhcp", "delete_dhcp", "ensure_router", "delete_router",
-              "ensure_uplink", "delete_uplink", "ensure_port_security", "delete_port_security", "list_resources", "cleanup_all"):
+              "ensure_uplink", "delete_uplink", "ensure_port_security", "delete_port_security", "list_resources",
+              "cleanup_all"):
     setattr(NetnsDriver, _name, _outside_event_loop(getattr(NetnsDriver, _name)))

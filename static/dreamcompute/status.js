@@ -6,6 +6,10 @@
      dispatch "dc:swapped" on the new element so charts and the like redraw
      ("dc:before-swap" goes to the old one first).
    - {"kind": "toast", "level": ..., "message": ...}: show a toast (as text).
+   Every event is also dispatched on document as "dc:event" (detail: the
+   event), and each (re)open of the socket as "dc:socket-open", so a page
+   script with its own view of the data (the Network Topology) can fetch it
+   again when something it shows changed or may have been missed.
    Each time it connects (first time included, since the page was rendered
    before the socket joined) and after a drop with exponential backoff, it
    asks once for fresh copies of the live partials on the page.
@@ -65,6 +69,7 @@
       default:
         break; // hello, pong, and kinds newer than this script
     }
+    document.dispatchEvent(new CustomEvent("dc:event", { detail: event }));
   }
 
   function resync() {
@@ -90,6 +95,7 @@
       // Also on the first open: events published between the page's render
       // and the socket joining its group would otherwise be lost.
       resync();
+      document.dispatchEvent(new CustomEvent("dc:socket-open", { detail: { reopened: opened } }));
       opened = true;
     });
     socket.addEventListener("message", function (message) {
