@@ -12,10 +12,13 @@ RUN_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 qem
 # What the suite runs against, on top of that.
 # The real hypervisor: libvirtd with QEMU, run under tini (see HOST-NOTES).
 HYPERVISOR_PACKAGES := libvirt-daemon-system qemu-system-x86 tini
-TEST_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server chromium fonts-liberation openssh-client
-ALLINONE_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) postgresql redis-server
+# A one-node Ceph for block storage (started by core.localservers.Ceph), its
+# Python bindings, and QEMU's rbd driver.
+CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd qemu-block-extra
+TEST_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) $(CEPH_PACKAGES) postgresql redis-server chromium fonts-liberation openssh-client
+ALLINONE_PACKAGES := $(RUN_PACKAGES) $(HYPERVISOR_PACKAGES) $(CEPH_PACKAGES) postgresql redis-server
 
-.PHONY: run test allinone stop system-run system-test system-allinone venv venv-test assets guest-image lint clean
+.PHONY: run test allinone stop system-run system-test system-allinone venv venv-test ceph-modules assets guest-image lint clean
 
 run: system-run venv assets guest-image
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
@@ -28,11 +31,11 @@ run: system-run venv assets guest-image
 	@echo ""
 	DEBUG=$${DEBUG:-1} exec $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan on
 
-test: system-test venv-test assets guest-image
+test: system-test venv-test ceph-modules assets guest-image
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-allinone: system-allinone venv assets guest-image
+allinone: system-allinone venv ceph-modules assets guest-image
 	$(PY) scripts/allinone start
 
 stop:
@@ -60,6 +63,21 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
 	@touch $@ $(VENV)/.installed
+
+# Debian's rados and rbd modules (PyPI has none) are CPython extensions: the
+# virtualenv gets links to just their .so files, so nothing else of Debian's
+# Python leaks in. For the suite and the all-in-one only (`make run` needs no Ceph).
+CEPH_MODULES_DIR := /usr/lib/python3/dist-packages
+ceph-modules: venv
+	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	suffix=$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))') && \
+	for mod in rados rbd; do \
+	  so=$(CEPH_MODULES_DIR)/$$mod$$suffix; \
+	  if [ ! -f $$so ]; then \
+	    echo "$$so is missing: install python3-$$mod, with a virtualenv of Debian's Python version" >&2; exit 1; \
+	  fi; \
+	  [ "$$(readlink $$site/$$mod$$suffix)" = "$$so" ] || ln -sfn $$so $$site/$$mod$$suffix; \
+	done && $(PY) -c 'import rados, rbd'
 
 assets: static/vendor/.installed
 static/vendor/.installed: package.json package-lock.json scripts/vendor-assets

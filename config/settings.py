@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "billing",
     "compute",
     "network",
+    "storage",
     "dashboard",
 ]
 
@@ -199,7 +200,17 @@ STORAGE_BACKEND = env("STORAGE_BACKEND", "file")
 STORAGE_ROOT = env("STORAGE_ROOT", str(VAR_DIR / "storage"))
 # Serial console logs and config drives of the guests on this host.
 INSTANCES_ROOT = env("INSTANCES_ROOT", str(VAR_DIR / "instances"))
-CEPH_CONF = env("CEPH_CONF")
+# STORAGE_BACKEND=rbd: the cluster's ceph.conf and the cephx user the cloud
+# connects as (client.<CEPH_USER>; its keyring is found through ceph.conf, or
+# named here), the pools for images, volumes and instance root disks, and
+# the uuid of the libvirt secret that holds the user's key (when cephx is on).
+CEPH_CONF = env("CEPH_CONF", "/etc/ceph/ceph.conf")
+CEPH_USER = env("CEPH_USER", "dreamcompute")
+CEPH_KEYRING = env("CEPH_KEYRING")
+CEPH_POOL_IMAGES = env("CEPH_POOL_IMAGES", "images")
+CEPH_POOL_VOLUMES = env("CEPH_POOL_VOLUMES", "volumes")
+CEPH_POOL_DISKS = env("CEPH_POOL_DISKS", "disks")
+CEPH_SECRET_UUID = env("CEPH_SECRET_UUID", "5d5f7b2e-8c3a-4d7e-9a51-0c2f6b1e9d3a")
 NETWORK_DRIVER = env("NETWORK_DRIVER", "none")
 COMPUTE_HOST = env("COMPUTE_HOST", "localhost")
 # The network node: the host whose agent runs routers, DHCP servers and the

@@ -24,6 +24,7 @@ urlpatterns = [
     path("volume/", VersionView.as_view(document="volume-root")),
     path("volume/v3/", VersionView.as_view(document="volume")),
     path("volume/", include(volume_urlpatterns)),
+    path("volume/", include("storage.api.urls")),
     path("network/", include(network_urlpatterns)),
     path("network/", include("network.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,5 +1,6 @@
-"""Start and stop throwaway servers in a folder: PostgreSQL and Redis on free
-loopback ports, run in the foreground as child processes and stopped by PID.
+"""Start and stop throwaway servers in a folder: PostgreSQL, Redis and a
+one-node Ceph on free loopback ports, run in the foreground as child
+processes and stopped by PID.
 
 Used by the test suite's session set-up (tests/plugin.py) and by
 ``make allinone`` (scripts/allinone). Nothing here is imported by the web
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 
@@ -364,3 +366,291 @@ def _stop_pid(pid, expected, timeout=30):
         time.sleep(0.05)
     if Path(f"/proc/{pid}").exists():
         os.kill(pid, signal.SIGKILL)
+
+
+class Ceph:
+    """A one-node Ceph cluster in ``folder``: one mon, one OSD and (for
+    capacity figures) one mgr on free 127.0.0.1 ports, each in the
+    foreground as our child and stopped by PID. Every path (run dir, logs,
+    sockets, daemon data) is inside ``folder``, so several clusters can run
+    at once. Measured facts behind the options: HOST-NOTES "Ceph (RBD)".
+
+    - ``objectstore="memstore"`` (tests: data in RAM, ~1 s to start, gone at
+      stop) or ``"bluestore"`` (``make allinone``: a sparse file in the
+      folder, kept between runs).
+    - ``auth="none"`` (tests) or ``"cephx"``: then ``client.<client>`` gets
+      a key with ``profile rbd`` caps on the pools, in
+      ``<folder>/ceph.client.<client>.keyring``.
+    - Ready when the OSD is up and the pools answer: ``rbd pool init`` on
+      each blocks until its placement groups are active (HEALTH_OK is not
+      readiness), and, with the mgr, once the cluster reports a capacity.
+
+    ``start()`` returns the path of the ceph.conf clients use; the
+    ``client.admin`` keyring sits beside it when cephx is on.
+    """
+
+    packages = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph-common")
+    pools = ("images", "volumes", "disks")
+
+    def __init__(self, folder, *, auth="none", objectstore="memstore", mgr=True, client="dreamcompute",
+                 pools=None, memstore_bytes=8 << 30, bluestore_bytes=32 << 30):
+        if auth not in ("none", "cephx"):
+            raise ValueError(f"auth must be none or cephx, not {auth!r}")
+        if objectstore not in ("memstore", "bluestore"):
+            raise ValueError(f"objectstore must be memstore or bluestore, not {objectstore!r}")
+        self.folder = Path(folder).absolute()
+        self.auth = auth
+        self.objectstore = objectstore
+        self.with_mgr = mgr
+        self.client = client
+        self.pools = tuple(pools or self.pools)
+        self.memstore_bytes = memstore_bytes
+        self.bluestore_bytes = bluestore_bytes
+        self.conf = self.folder / "ceph.conf"
+        self.procs = {}
+
+    @property
+    def cephx(self):
+        return self.auth == "cephx"
+
+    @property
+    def client_keyring(self):
+        return self.folder / f"ceph.client.{self.client}.keyring" if self.cephx else None
+
+    @property
+    def admin_keyring(self):
+        return self.folder / "ceph.client.admin.keyring" if self.cephx else None
+
+    # --- helpers --------------------------------------------------------------------------
+    def _ceph(self, *args, name="client.admin", timeout=60, input=None):
+        """The ``ceph`` CLI as ``name``; JSON output parsed when asked for."""
+        argv = ["ceph", "--conf", str(self.conf), "--name", name, *map(str, args)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[5:])} failed: {done.stderr.strip() or done.stdout.strip()}")
+        if "--format=json" in argv:
+            return json.loads(done.stdout or "null")
+        return done.stdout
+
+    def _spawn(self, name, argv):
+        with open(self.folder / "log" / f"{name}.out", "ab") as log:
+            self.procs[name] = subprocess.Popen([*argv, "-f", "--conf", str(self.conf)], stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+        return self.procs[name]
+
+    def _write_conf(self, fsid, v2_port, v1_port):
+        auth = "cephx" if self.cephx else "none"
+        folder = self.folder
+        lines = [
+            "[global]",
+            f"fsid = {fsid}",
+            f"mon host = [v2:127.0.0.1:{v2_port},v1:127.0.0.1:{v1_port}]",
+            "mon initial members = a",
+            "public addr = 127.0.0.1",
+            f"auth cluster required = {auth}",
+            f"auth service required = {auth}",
+            f"auth client required = {auth}",
+            f"run dir = {folder}/run",
+            f"log file = {folder}/log/$cluster-$name.log",
+            f"mon data = {folder}/$name",
+            f"osd data = {folder}/$name",
+            f"mgr data = {folder}/$name",
+            f"keyring = {folder}/$cluster.$name.keyring",
+            f"crash dir = {folder}/crash",
+            f"exporter sock dir = {folder}/run",
+            # One OSD: one copy, no failure domain above the OSD itself.
+            "osd pool default size = 1",
+            "osd pool default min size = 1",
+            "mon allow pool size one = true",
+            "mon warn on pool no redundancy = false",
+            "mon allow pool delete = true",
+            "osd crush chooseleaf type = 0",
+            "osd pool default pg autoscale mode = off",
+            "osd pool default pg num = 8",
+            "osd pool default pgp num = 8",
+            # Every pool, snapshot and protect change is a paxos round: 1 s by default.
+            "paxos propose interval = 0.1",
+            "paxos min wait = 0.01",
+            "mon data avail warn = 2",
+            "mon data avail crit = 1",
+            "mon osd full ratio = 0.99",
+            "mon osd backfillfull ratio = 0.98",
+            "mon osd nearfull ratio = 0.97",
+            "osd objectstore = " + self.objectstore,
+            f"memstore device bytes = {self.memstore_bytes}",
+            "bluestore block create = true",
+            f"bluestore block size = {self.bluestore_bytes}",
+            "bluestore fsck on mount = false",
+            "osd memory target = 939524096",
+            "osd op num shards = 1",
+            "osd op num threads per shard = 2",
+            "mgr initial modules = ",
+            "debug mon = 0/0",
+            "debug osd = 0/0",
+            "debug mgr = 0/0",
+            "debug ms = 0/0",
+            "",
+        ]
+        self.conf.write_text("\n".join(lines))
+
+    # --- start ----------------------------------------------------------------------------
+    def start(self, timeout=90):
+        """Create the cluster the first time (mkfs), start its daemons, wait
+        until the pools answer; returns the ceph.conf path."""
+        for binary in ("ceph-mon", "ceph-osd", "ceph", "rbd", "monmaptool", "ceph-authtool"):
+            if shutil.which(binary) is None:
+                raise RuntimeError(f"{binary} is not installed (scripts/apt-ensure {' '.join(self.packages)})")
+        if self.with_mgr and shutil.which("ceph-mgr") is None:
+            raise RuntimeError("ceph-mgr is not installed (scripts/apt-ensure ceph-mgr)")
+        deadline = time.monotonic() + timeout
+        fresh = not (self.folder / "mon.a" / "store.db").exists()
+        try:
+            if fresh:
+                self._create()
+            else:
+                self._respawn_mon()
+            self._start_osd(fresh)
+            if self.with_mgr:
+                self._start_mgr(fresh)
+            self._wait_osd_up(deadline)
+            self._init_pools()
+            if self.cephx and fresh:
+                self._create_client()
+            if self.with_mgr:
+                self._wait_capacity(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        # For stop_folder(), from another process (scripts/ceph stop).
+        (self.folder / "pids.json").write_text(json.dumps({name: p.pid for name, p in self.procs.items()}))
+        return self.conf
+
+    def _create(self):
+        if self.folder.exists() and any(self.folder.iterdir()):
+            raise RuntimeError(f"{self.folder} is not empty and holds no cluster")
+        for sub in ("", "run", "log", "crash", "mon.a", "osd.0", "mgr.x"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        fsid = str(uuid.uuid4())
+        v2_port, v1_port = free_port(), free_port()
+        self._write_conf(fsid, v2_port, v1_port)
+        monmap = self.folder / "monmap"
+        subprocess.run(["monmaptool", "--create", "--fsid", fsid, "--addv", "a",
+                        f"[v2:127.0.0.1:{v2_port},v1:127.0.0.1:{v1_port}]", "--enable-all-features",
+                        "--set-min-mon-release", "pacific", str(monmap)], check=True, capture_output=True)
+        mkfs = ["ceph-mon", "--conf", str(self.conf), "--mkfs", "-i", "a", "--monmap", str(monmap)]
+        if self.cephx:
+            mon_keyring = self.folder / "mon.keyring"
+            authtool = ["ceph-authtool", str(mon_keyring)]
+            subprocess.run([*authtool, "--create-keyring", "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"],
+                           check=True, capture_output=True)
+            subprocess.run(["ceph-authtool", str(self.admin_keyring), "--create-keyring", "--gen-key", "-n",
+                            "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr",
+                            "allow *", "--cap", "mds", "allow *"], check=True, capture_output=True)
+            subprocess.run([*authtool, "--import-keyring", str(self.admin_keyring)], check=True, capture_output=True)
+            mkfs += ["--keyring", str(mon_keyring)]
+        done = subprocess.run(mkfs, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"ceph-mon --mkfs failed: {done.stderr.strip()}")
+        self._respawn_mon()
+
+    def _respawn_mon(self):
+        self._spawn("mon.a", ["ceph-mon", "-i", "a"])
+        port = int(self.conf.read_text().split("v1:127.0.0.1:")[1].split("]")[0])
+        wait_for_port(port, proc=self.procs["mon.a"], what="ceph-mon")
+
+    def _start_osd(self, fresh):
+        data = self.folder / "osd.0"
+        if fresh:
+            osd_uuid = str(uuid.uuid4())
+            args = ["osd", "new", osd_uuid]
+            secrets = None
+            if self.cephx:
+                key = subprocess.run(["ceph-authtool", "--gen-print-key"], capture_output=True, text=True,
+                                     check=True).stdout.strip()
+                secrets = json.dumps({"cephx_secret": key})
+                args += ["-i", "-"]
+                (self.folder / "ceph.osd.0.keyring").write_text(f"[osd.0]\n\tkey = {key}\n")
+            osd_id = self._ceph(*args, input=secrets).strip()
+            if osd_id != "0":
+                raise RuntimeError(f"the new OSD got id {osd_id}, not 0")
+            done = subprocess.run(["ceph-osd", "--conf", str(self.conf), "-i", "0", "--mkfs", "--osd-uuid",
+                                   osd_uuid], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"ceph-osd --mkfs failed: {done.stderr.strip() or done.stdout.strip()}")
+        elif self.objectstore == "memstore":
+            raise RuntimeError("a memstore cluster cannot be restarted (its data was in memory)")
+        data.mkdir(exist_ok=True)
+        self._spawn("osd.0", ["ceph-osd", "-i", "0"])
+
+    def _start_mgr(self, fresh):
+        if fresh and self.cephx:
+            self._ceph("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "osd", "allow *", "mds",
+                       "allow *", "-o", self.folder / "ceph.mgr.x.keyring")
+        self._spawn("mgr.x", ["ceph-mgr", "-i", "x"])
+
+    def _check_alive(self):
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"ceph {name} exited with code {proc.returncode}; see "
+                                   f"{self.folder / 'log'}/ceph-{name}.log and {name}.out")
+
+    def _wait_osd_up(self, deadline):
+        while True:
+            self._check_alive()
+            if self._ceph("osd", "stat", "--format=json").get("num_up_osds") == 1:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ceph OSD did not come up")
+            time.sleep(0.1)
+
+    def _init_pools(self):
+        """Idempotent: a pool that exists is kept; ``rbd pool init`` waits
+        for its placement groups to be active."""
+        existing = set(self._ceph("osd", "pool", "ls", "--format=json"))
+        for pool in self.pools:
+            if pool not in existing:
+                self._ceph("osd", "pool", "create", pool, "8", "8")
+                subprocess.run(["rbd", "--conf", str(self.conf), "pool", "init", pool], check=True,
+                               capture_output=True, timeout=120)
+
+    def _create_client(self):
+        osd_caps = ", ".join(f"profile rbd pool={pool}" for pool in self.pools)
+        self._ceph("auth", "get-or-create", f"client.{self.client}", "mon", "profile rbd", "osd", osd_caps,
+                   "mgr", "profile rbd", "-o", self.client_keyring)
+
+    def _wait_capacity(self, deadline):
+        """The mgr reports usage to the mon a few seconds after it starts."""
+        while True:
+            self._check_alive()
+            stats = self._ceph("df", "--format=json").get("stats") or {}
+            if stats.get("total_bytes"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ceph mgr reported no capacity")
+            time.sleep(0.2)
+
+    # --- stop -----------------------------------------------------------------------------
+    def stop(self):
+        """SIGKILL: a memstore OSD has nothing to save, and bluestore
+        journals every write (its fsync is not turned off)."""
+        for name in ("mgr.x", "osd.0", "mon.a"):
+            proc = self.procs.pop(name, None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        (self.folder / "pids.json").unlink(missing_ok=True)
+
+    @staticmethod
+    def stop_folder(folder):
+        """Stop the daemons a Ceph in ``folder`` started from another
+        process (their PIDs are in ``pids.json``; a recycled PID is left alone)."""
+        record = Path(folder) / "pids.json"
+        try:
+            pids = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return False
+        for name in ("mgr.x", "osd.0", "mon.a"):
+            if pids.get(name):
+                _stop_pid(pids[name], "ceph-" + name.split(".")[0])
+        record.unlink(missing_ok=True)
+        return True

@@ -139,3 +139,22 @@ def image(tenant_a, tmp_path, settings):
     settings.STORAGE_ROOT = str(tmp_path / "storage")
     get_storage.cache_clear()
     return make_image(owner=None, visibility="public")
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster():
+    """A one-node Ceph (mon, memstore OSD, mgr; auth none) for the whole
+    run, with the pools images, volumes and disks (core.localservers.Ceph).
+    Its folder is 0755 so that libvirt's QEMU can read the ceph.conf. Fails
+    loudly when the Ceph packages are missing (make test installs them)."""
+    from core.localservers import Ceph
+
+    folder = tempfile.mkdtemp(prefix="dc-ceph-", dir="/var/tmp")
+    os.chmod(folder, 0o755)  # noqa: S103 - libvirt-qemu reads the ceph.conf
+    cluster = Ceph(folder)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -13,6 +13,16 @@ from ..choices import QuotaResource
 
 CINDER_KEYS = {"volumes": QuotaResource.VOLUMES, "gigabytes": QuotaResource.GIGABYTES,
                "snapshots": QuotaResource.SNAPSHOTS}
+# Cinder's per-volume-type quotas (volumes_<type> …), registered by the storage app.
+CINDER_FAMILIES = ("volumes", "gigabytes", "snapshots")
+
+
+def cinder_resources():
+    """Cinder's quota-set keys with the resource behind each, per type too."""
+    keys = dict(CINDER_KEYS)
+    for prefix in CINDER_FAMILIES:
+        keys.update({name: name for name in quotas.family_resources(prefix)})
+    return keys
 # Cinder's fixed limits DreamCompute does not let operators change.
 CINDER_FIXED = {"backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1, "groups": 10}
 NEUTRON_KEYS = {"network": QuotaResource.NETWORKS, "subnet": QuotaResource.SUBNETS, "port": QuotaResource.PORTS,
@@ -65,16 +75,42 @@ class CinderQuotaSetView(QuotaTargetMixin, CinderView):
     def get(self, request, project_id, target_id):
         self.check_url_project(project_id)
         project = self.target(target_id)
+        return Response({"quota_set": self.quota_set(project)})
+
+    def quota_set(self, project):
+        keys = cinder_resources()
         limits = quotas.limits_for(project)
-        usage = parse_bool(request.query_params.get("usage", "false"), "usage")
-        used = quotas.usage_for(project, None, list(CINDER_KEYS.values())) if usage else {}
+        usage = parse_bool(self.request.query_params.get("usage", "false"), "usage")
+        used = quotas.usage_for(project, None, list(keys.values())) if usage else {}
         body = {"id": project.pk}
-        for key, resource in CINDER_KEYS.items():
+        for key, resource in keys.items():
             body[key] = ({"limit": limits[resource], "in_use": used[resource], "reserved": 0, "allocated": 0}
                          if usage else limits[resource])
         for key, value in CINDER_FIXED.items():
             body[key] = {"limit": value, "in_use": 0, "reserved": 0, "allocated": 0} if usage else value
-        return Response({"quota_set": body})
+        return body
+
+    def put(self, request, project_id, target_id):
+        """Operators set a project's volume limits (per type as well)."""
+        self.check_url_project(project_id)
+        if not request.user.is_staff:
+            raise Forbidden("Only operators may change quotas.")
+        project = self.target(target_id)
+        data = request.data.get("quota_set")
+        keys = cinder_resources()
+        if not isinstance(data, dict):
+            raise BadRequest("The body needs a 'quota_set' object.")
+        data = {k: v for k, v in data.items() if k not in ("id", "tenant_id")}
+        unknown = set(data) - set(keys)
+        if unknown:
+            raise BadRequest(f"Bad key(s) {', '.join(sorted(unknown))} in quota_set.")
+        values = {key: parse_int(value, key, minimum=-1, maximum=quotas.MAX_LIMIT) for key, value in data.items()}
+        for key, value in values.items():
+            try:
+                quotas.set_limit(project, keys[key], value)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+        return Response({"quota_set": {k: v for k, v in self.quota_set(project).items() if k != "id"}})
 
 
 class NeutronQuotaView(QuotaTargetMixin, OpenStackAPIView):
