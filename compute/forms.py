@@ -10,7 +10,11 @@ from dashboard.forms import Form
 from network import forms as network_forms
 from network import services as network_services
 from network.models import Network, SecurityGroup
+from storage.forms import min_size as min_volume_size
+from storage.models import Volume
+from storage.states import VolumeStatus
 
+from . import services
 from .models import Flavor, Host, Image, KeyPair
 from .models.images import ContainerFormat, DiskFormat, ImageStatus, Visibility
 
@@ -42,11 +46,29 @@ class ImageChoiceField(forms.ModelChoiceField):
         return image.name or image.pk
 
 
+class VolumeChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, volume):
+        return f"{volume.name or volume.pk} ({volume.size} GiB{'' if volume.bootable else ', not bootable'})"
+
+
+# Where the root disk comes from (Horizon's "Select Boot Source"); the volume
+# ones are block_device_mapping_v2 entries with destination ``volume``.
+BOOT_SOURCES = [("image", "Image"), ("volume_from_image", "Image, on a new volume"), ("volume", "Existing volume")]
+
+
 class LaunchForm(Form):
     name = forms.CharField(max_length=255, help_text="With a count above 1 the instances are named name-1, name-2, …")
     count = forms.IntegerField(min_value=1, max_value=MAX_LAUNCH_COUNT, initial=1,
                                help_text="As many as the quota allows are launched, up to this count.")
-    image = ImageChoiceField(queryset=Image.objects.none(), empty_label=None)
+    boot_source = forms.ChoiceField(label="Boot source", choices=BOOT_SOURCES, initial="image", required=False,
+                                    help_text="An image disk goes with the instance; a volume outlives it.")
+    image = ImageChoiceField(queryset=Image.objects.none(), empty_label=None, required=False)
+    volume_size = forms.IntegerField(label="Volume size (GiB)", min_value=1, max_value=2**31 - 1, required=False,
+                                     help_text="New volume only. Empty: the image's size.")
+    delete_on_termination = forms.BooleanField(label="Delete the volume with the instance", required=False,
+                                               help_text="New volume only.")
+    boot_volume = VolumeChoiceField(label="Volume", queryset=Volume.objects.none(), required=False,
+                                    help_text="Existing volume only: an available, bootable volume of the project.")
     flavor = FlavorChoiceField(queryset=Flavor.objects.none(), empty_label=None, widget=FlavorSelect)
     key_name = forms.ChoiceField(label="Key pair", required=False)
     availability_zone = forms.ChoiceField(label="Availability zone", required=False)
@@ -68,6 +90,8 @@ class LaunchForm(Form):
         self.fields["image"].queryset = (Image.objects.visible_to(project).filter(status=ImageStatus.ACTIVE)
                                          .order_by("name", "id"))
         self.fields["flavor"].queryset = Flavor.objects.visible_to(project).filter(disabled=False)
+        self.fields["boot_volume"].queryset = (Volume.objects.for_project(project)
+                                               .filter(status=VolumeStatus.AVAILABLE).order_by("-bootable", "name"))
         self.fields["count"].widget.attrs["data-launch-count"] = ""
         self.fields["flavor"].widget.attrs["data-launch-flavor"] = ""
         keys = list(KeyPair.objects.filter(user=user).values_list("name", flat=True))
@@ -86,6 +110,32 @@ class LaunchForm(Form):
         self.fields["security_groups"].queryset = SecurityGroup.objects.for_project(project).order_by("name")
         self.fields["security_groups"].initial = [default.pk]
 
+    def clean_boot_source(self):
+        return self.cleaned_data["boot_source"] or "image"
+
+    def clean(self):
+        data = super().clean()
+        source = data.get("boot_source")
+        if source in ("image", "volume_from_image") and not data.get("image") and "image" not in self.errors:
+            self.add_error("image", "Choose the image to boot from.")
+        if source == "volume" and not data.get("boot_volume") and "boot_volume" not in self.errors:
+            self.add_error("boot_volume", "Choose the volume to boot from.")
+        return data
+
+    def block_devices(self):
+        """The root disk as compute.services.BlockDevice entries (Nova's
+        block_device_mapping_v2 with destination ``volume``), or none when
+        the instance boots from an image disk."""
+        data = self.cleaned_data
+        if data["boot_source"] == "volume_from_image":
+            image = data["image"]
+            return [services.BlockDevice(source="image", boot_index=0, image=image,
+                                         size=data["volume_size"] or min_volume_size(image),
+                                         delete_on_termination=data["delete_on_termination"])]
+        if data["boot_source"] == "volume":
+            return [services.BlockDevice(source="volume", boot_index=0, volume=data["boot_volume"])]
+        return []
+
     def clean_user_data(self):
         text = self.cleaned_data["user_data"]
         if len(text.encode()) > MAX_USER_DATA_BYTES:
@@ -97,8 +147,10 @@ class LaunchForm(Form):
         base64-encoded, as the API receives it."""
         data = self.cleaned_data
         user_data = data["user_data"]
+        block_devices = self.block_devices()
         return {
-            "name": data["name"], "flavor": data["flavor"], "image": data["image"],
+            "name": data["name"], "flavor": data["flavor"], "image": None if block_devices else data["image"],
+            "block_devices": block_devices,
             "key_name": data["key_name"] or None,
             "user_data": base64.b64encode(user_data.encode()).decode() if user_data else None,
             "availability_zone": data["availability_zone"] or None,

@@ -7,6 +7,7 @@ import hashlib
 import math
 import re
 import uuid
+from dataclasses import dataclass
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -221,18 +222,88 @@ quotas.register_counter("ram", _sum_instances("memory_mib"))
 quotas.register_counter("server_groups", lambda project, user: ServerGroup.objects.for_project(project).count())
 
 
+@dataclass(frozen=True)
+class BlockDevice:
+    """One ``block_device_mapping_v2`` entry with destination ``volume``,
+    its source found in the caller's scope: an existing ``volume``, or a new
+    volume made from an ``image``, a ``snapshot`` or nothing (``blank``).
+    ``boot_index`` 0 is the root disk (``/dev/vda``); any other is a data
+    disk at ``device`` or the next free name."""
+
+    source: str  # volume | image | snapshot | blank
+    boot_index: int | None = None
+    size: int | None = None  # GiB of a new volume
+    delete_on_termination: bool = False
+    device: str | None = None
+    volume_type: str | None = None
+    volume: object = None
+    image: object = None
+    snapshot: object = None
+
+    @property
+    def is_root(self):
+        return self.boot_index == 0
+
+
+def check_block_devices(block_devices, max_count):
+    """Nova's checks of a boot-from-volume request (400, InvalidBDM)."""
+    roots = [bd for bd in block_devices if bd.is_root]
+    if len(roots) > 1:
+        raise BadRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device "
+                         "mapping combination is not valid (more than one boot_index 0).")
+    for bd in block_devices:
+        if bd.source not in ("volume", "image", "snapshot", "blank"):
+            raise BadRequest(f"Block Device Mapping is Invalid: unknown source_type {bd.source!r}.")
+        if bd.source in ("image", "blank") and not bd.size:
+            raise BadRequest(f"Block Device Mapping is Invalid: a volume from source_type {bd.source} needs a "
+                             "volume_size.")
+        if bd.source == "volume" and max_count > 1:
+            raise BadRequest("Block Device Mapping is Invalid: an existing volume cannot be attached to more "
+                             "than one instance.")
+        if bd.source == "blank" and bd.is_root:
+            raise BadRequest("Block Device Mapping is Invalid: a blank volume cannot be the boot disk.")
+    return roots[0] if roots else None
+
+
+def _bind_block_devices(instance, block_devices, user):
+    """Create the volumes a launch asks for (through the volume services:
+    their quotas, their tasks) and bind each to the new instance."""
+    from storage import services as volumes
+
+    for bd in sorted(block_devices, key=lambda bd: not bd.is_root):
+        created = bd.source != "volume"
+        if created:
+            volume = volumes.create_volume(project=instance.project, user=user, size=bd.size, image=bd.image,
+                                           snapshot=bd.snapshot, volume_type=bd.volume_type,
+                                           description=f"Created for instance {instance.pk}")
+        else:
+            volume = bd.volume
+        device = volumes.ROOT_DEVICE if bd.is_root else bd.device
+        volumes.reserve_boot_volume(volume, instance, device=device, created=created,
+                                    delete_on_termination=bd.delete_on_termination)
+
+
 def launch(*, project, user, name, flavor, image, key_name=None, user_data=None, metadata=None,
            availability_zone=None, server_group=None, min_count=1, max_count=1, config_drive=True,
-           request_id=None, networks=(), security_groups=None):
+           request_id=None, networks=(), security_groups=None, block_devices=()):
     """Create ``min_count``..``max_count`` instances (as many as the quota
     allows, at least ``min_count``) and enqueue their builds. Returns them.
 
     ``networks`` are NIC requests checked by
     ``network.services.resolve_nic_requests``; each instance gets a port per
-    NIC in the same transaction (an existing port only fits one instance)."""
+    NIC in the same transaction (an existing port only fits one instance).
+
+    ``block_devices`` (``BlockDevice``) are volumes made or bound in the
+    same transaction; with a root one (boot from volume) ``image`` is None,
+    the instance has no image disk and boots from that volume."""
     from network import services as network_services
 
     validate_name(name, "server name")
+    root_device = check_block_devices(block_devices, max_count)
+    if root_device is not None:
+        image = None
+    elif image is None:
+        raise BadRequest("An imageRef (or a bootable block device mapping) is required.")
     availability_zone = availability_zone or settings.DEFAULT_SCHEDULE_ZONE
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor.id} is disabled.")
@@ -266,13 +337,16 @@ def launch(*, project, user, name, flavor, image, key_name=None, user_data=None,
             instance = Instance.objects.create(
                 project=project, user=user, name=display, hostname=hostname_for(display), flavor=flavor,
                 flavor_ref=flavor.id, flavor_name=flavor.name, vcpus=flavor.vcpus, memory_mib=flavor.ram,
-                root_gb=flavor.disk, image_ref=image.id if image else "", key_name=key_name or "",
+                # A boot volume has its own size (and quota): the flavor's disk is not used.
+                root_gb=0 if root_device else flavor.disk, image_ref=image.id if image else "",
+                key_name=key_name or "",
                 key_data=key_data, user_data=user_data, metadata=metadata,
                 availability_zone=availability_zone or "", server_group=server_group, config_drive=config_drive,
                 launch_index=index, reservation_id=reservation,
             )
             _record_action(instance, "create", user, project, request_id)
             network_services.create_instance_ports(instance, networks, security_groups=security_groups)
+            _bind_block_devices(instance, block_devices, user)
             instances.append(instance)
             _enqueue(instance, "build", None)
         usage_changed(project)
@@ -389,8 +463,13 @@ def snapshot(instance, *, name, user, request_id=None, metadata=None):
 
 
 def rebuild(instance, image, *, user, name=None, request_id=None):
+    from storage.models import VolumeAttachment
+    from storage.services import ROOT_DEVICE
+
     if image.status != "active":
         raise BadRequest(f"Image {image.id} is not active.")
+    if VolumeAttachment.objects.filter(instance_id=instance.pk, device=ROOT_DEVICE).exists():
+        raise BadRequest(f"Instance {instance.pk} boots from a volume: rebuilding it is not supported.")
     with transaction.atomic():
         if name:
             validate_name(name, "server name")

@@ -115,6 +115,10 @@ ACTIONS = {a.name: a for a in (
     _a("revert_resize", {V.RESIZED}, T.RESIZE_REVERTING, "Revert resize"),
     _a("rebuild", {V.ACTIVE, V.STOPPED, V.ERROR}, T.REBUILDING, "Rebuild"),
     _a("snapshot", {V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED}, T.IMAGE_SNAPSHOT, "Create snapshot"),
+    # Volumes: no task_state of their own (the volume's status carries the
+    # progress, as in Nova), but only on a resting instance.
+    _a("attach_volume", {V.ACTIVE, V.PAUSED, V.STOPPED}, None, "Attach volume"),
+    _a("detach_volume", {V.ACTIVE, V.PAUSED, V.STOPPED}, None, "Detach volume"),
     # Delete is allowed from anywhere, even while building (as in Nova).
     _a("delete", set(V) - {V.DELETED}, T.DELETING, "Delete", needs_idle=False),
 )}

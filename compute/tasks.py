@@ -6,6 +6,7 @@ a fault the user can read; nothing stays in a task state.
 
 import base64
 import logging
+import time
 from pathlib import Path
 
 from celery import shared_task
@@ -123,10 +124,13 @@ def guest_spec(instance, disks):
 
 
 def build_disks(instance):
-    """Root disk from the image, plus the config drive."""
+    """Root disk from the image (or the boot volume), the config drive, then
+    the volumes attached to the instance."""
     from .drivers import configdrive
 
-    root = get_storage().create_instance_disk(instance.pk, instance.image_ref, instance.root_gb)
+    volumes = volume_disks(instance)
+    root = volumes.pop("vda", None) or get_storage().create_instance_disk(instance.pk, instance.image_ref,
+                                                                         instance.root_gb)
     disks = [root]
     if instance.config_drive:
         user_data = base64.b64decode(instance.user_data) if instance.user_data else b""
@@ -135,6 +139,7 @@ def build_disks(instance):
             instances_root(instance.pk), uuid=instance.pk, hostname=instance.hostname, name=instance.name,
             public_keys=keys, user_data=user_data, metadata=instance.metadata,
             availability_zone=instance.availability_zone or "nova", project_id=instance.project_id)))
+    disks.extend(volumes.values())
     return disks
 
 
@@ -147,13 +152,16 @@ def spawn_instance(instance_id):
         return
     driver, storage = get_driver(), get_storage()
     try:
+        prepare_boot_volumes(instance)
         Instance.objects.filter(pk=instance_id).update(progress=40)
         spec = guest_spec(instance, build_disks(instance))
         Instance.objects.filter(pk=instance_id).update(progress=70)
+        ensure_disk_secrets(driver, spec.disks)
         driver.spawn(spec)
     except (DriverError, SoftTimeLimitExceeded, OSError, Exception) as exc:  # noqa: BLE001 - any failure → ERROR
         logger.exception("spawning %s", instance_id)
         _cleanup_guest(instance_id, driver, storage)
+        release_volumes(instance, reason=f"Build of instance {instance_id} failed: {exc}")
         _finish(instance_id, create, error=f"Build of instance {instance_id} failed: {exc}",
                 vm_state=VMState.ERROR, power_state=PowerState.NOSTATE)
         return
@@ -162,6 +170,7 @@ def spawn_instance(instance_id):
         vm_state=VMState.ACTIVE, task_state=None, power_state=PowerState.RUNNING, progress=100,
         launched_at=timezone.now(), updated_at=timezone.now())
     InstanceAction.objects.filter(pk=create).update(finish_time=timezone.now(), result="Success")
+    boot_volumes_attached(instance)
     _ports_up(instance)
     services.instance_changed(Instance.objects.get(pk=instance_id))
 
@@ -243,6 +252,7 @@ def _resting_state(instance, power):
 def _delete(instance, action_id, driver, **_):
     storage = get_storage()
     driver.destroy(instance.pk)
+    release_volumes(instance)
     storage.delete_instance_disk(instance.pk)
     _remove_instance_files(instance.pk)
     from network import services as network_services
@@ -269,7 +279,8 @@ def _resize(instance, action_id, driver, flavor_id):
     if running:
         driver.power_off(instance.pk, timeout=settings.SHUTDOWN_TIMEOUT)
     driver.resize(instance.pk, flavor.vcpus, flavor.ram)
-    get_storage().resize_instance_disk(instance.pk, max(flavor.disk, instance.root_gb))
+    if root_volume_id(instance) is None:  # a boot volume keeps its own size (os-extend)
+        get_storage().resize_instance_disk(instance.pk, max(flavor.disk, instance.root_gb))
     if running:
         driver.power_on(instance.pk)
     _finish(instance.pk, action_id, vm_state=VMState.RESIZED, old_flavor=old, flavor=flavor, flavor_ref=flavor.pk,
@@ -317,12 +328,195 @@ def _snapshot(instance, action_id, driver, image_id):
     was = instance.vm_state
     try:
         images.mark_saving(image_id)
-        stored = get_storage().snapshot_instance_disk(instance.pk, image_id)
+        volume_id = root_volume_id(instance)
+        if volume_id is None:
+            stored = get_storage().snapshot_instance_disk(instance.pk, image_id)
+        else:  # volume-backed: the boot volume's content becomes the image
+            stored = get_storage().volume_to_image(volume_id, image_id, _image_format(image_id))
         images.mark_stored(image_id, stored)
     except Exception as exc:
         images.mark_failed(image_id, exc)
         raise
     _finish(instance.pk, action_id, vm_state=was, power_state=driver.power_state(instance.pk))
+
+
+def _image_format(image_id):
+    from .models import Image
+
+    return Image.objects.filter(pk=image_id).values_list("disk_format", flat=True).first() or "qcow2"
+
+
+# --- Volumes ----------------------------------------------------------------------
+#
+# The volume's status is the progress (storage/services.py moves it); these
+# tasks run on the instance's host, call the driver and report back with
+# the storage services' finish_* / abort_* steps, so a failure always ends
+# in a resting status with the reason on the volume.
+
+BOOT_VOLUME_WAIT = 240  # s a spawn waits for the volumes its launch created
+
+
+def root_volume_id(instance):
+    from storage.models import VolumeAttachment
+    from storage.services import ROOT_DEVICE
+
+    return VolumeAttachment.objects.filter(instance_id=instance.pk, device=ROOT_DEVICE).values_list(
+        "volume_id", flat=True).first()
+
+
+def volume_disks(instance):
+    """``{target: DiskSpec}`` of the volumes on the instance, by device."""
+    from storage.models import VolumeAttachment
+    from storage.states import AttachStatus
+
+    storage = get_storage()
+    rows = VolumeAttachment.objects.filter(instance_id=instance.pk).exclude(
+        status=AttachStatus.DETACHING).order_by("device").values_list("volume_id", "device")
+    return {device.removeprefix("/dev/"): storage.volume_disk(volume_id, device.removeprefix("/dev/"))
+            for volume_id, device in rows}
+
+
+def ensure_disk_secrets(driver, disks):
+    """RBD disks with cephx name a libvirt secret: make it on this host from
+    the storage driver's key (``cephx_key()``, base64) before QEMU needs it.
+    Without a key to give, the driver's own check reports the missing secret."""
+    key_of = getattr(get_storage(), "cephx_key", None)
+    ensure = getattr(driver, "ensure_ceph_secret", None)
+    if key_of is None or ensure is None:
+        return
+    for secret_uuid, username in {(d.auth_secret_uuid, d.auth_username) for d in disks if d.auth_secret_uuid}:
+        ensure(secret_uuid, username, key_of())
+
+
+def prepare_boot_volumes(instance):
+    """Before the first spawn: each volume the launch bound to the instance
+    (boot from volume) is claimed (``attaching``) once it is available,
+    waiting for those the launch is still creating (as Nova waits for
+    Cinder). DriverError when one failed or never came."""
+    from storage import services as volumes
+    from storage.models import Volume, VolumeAttachment
+    from storage.states import AttachStatus, VolumeStatus
+
+    deadline = time.monotonic() + BOOT_VOLUME_WAIT
+    for attachment in VolumeAttachment.objects.filter(instance_id=instance.pk, status=AttachStatus.ATTACHING):
+        while True:
+            volume = Volume.objects.get(pk=attachment.volume_id)
+            if volume.status == VolumeStatus.ATTACHING:
+                break
+            if volume.status == VolumeStatus.AVAILABLE:
+                attachment.volume = volume
+                volumes.claim_boot_volume(attachment)
+                break
+            if volume.status != VolumeStatus.CREATING:
+                raise DriverError(f"volume {volume.pk} is {volume.status}"
+                                  + (f": {volume.status_reason}" if volume.status_reason else ""))
+            if time.monotonic() > deadline:
+                raise DriverError(f"volume {volume.pk} was not created within {BOOT_VOLUME_WAIT} s")
+            time.sleep(0.5)
+
+
+def boot_volumes_attached(instance):
+    """The guest runs with its boot volumes: they are ``in-use``."""
+    from storage import services as volumes
+    from storage.models import VolumeAttachment
+    from storage.states import AttachStatus
+
+    for attachment in VolumeAttachment.objects.select_related("volume").filter(
+            instance_id=instance.pk, status=AttachStatus.ATTACHING):
+        try:
+            volumes.finish_attachment(attachment)
+        except Exception:  # noqa: BLE001 - moved meanwhile (an operator's reset); the guest has it anyway
+            logger.exception("marking volume %s attached to %s", attachment.volume_id, instance.pk)
+
+
+def release_volumes(instance, reason=""):
+    """The guest is gone: its volumes are available again and those marked
+    delete_on_termination are deleted (storage.services.release_instance_volumes)."""
+    from storage import services as volumes
+
+    try:
+        volumes.release_instance_volumes(instance, reason=reason)
+    except Exception:  # noqa: BLE001 - the instance's own outcome comes first; the rows stay for a retry
+        logger.exception("releasing the volumes of %s", instance.pk)
+
+
+def _close_action(action_id, error=None):
+    if action_id:
+        InstanceAction.objects.filter(pk=action_id).update(
+            finish_time=timezone.now(), result="Error" if error else "Success", message=str(error or "")[:2000])
+
+
+@shared_task(soft_time_limit=120, time_limit=180, ignore_result=True)
+def attach_volume(attachment_id, action_id=None):
+    """On the instance's host: plug the volume in (live when the guest
+    runs, always into its definition), then ``in-use``; on failure the
+    volume is ``available`` again with the reason."""
+    from storage import services as volumes
+    from storage.models import VolumeAttachment
+    from storage.states import AttachStatus
+
+    attachment = VolumeAttachment.objects.select_related("volume", "instance").filter(
+        pk=attachment_id, status=AttachStatus.ATTACHING).first()
+    if attachment is None:
+        _close_action(action_id, error="The attachment was cancelled.")
+        return
+    instance = attachment.instance
+    target = attachment.device.removeprefix("/dev/")
+    driver = get_driver()
+    try:
+        disk = get_storage().volume_disk(attachment.volume_id, target)
+        ensure_disk_secrets(driver, [disk])
+        driver.attach_disk(instance.pk, disk)
+    except (DriverError, SoftTimeLimitExceeded, Exception) as exc:  # noqa: BLE001 - reported on the volume
+        logger.exception("attaching volume %s to %s", attachment.volume_id, instance.pk)
+        reason = f"Attaching to instance {instance.pk} as {attachment.device} failed: {exc}"
+        volumes.abort_attachment(attachment, reason)
+        _close_action(action_id, error=reason)
+        return
+    try:
+        volumes.finish_attachment(attachment)
+    except Exception as exc:  # noqa: BLE001 - released meanwhile (instance deleted, status reset): undo
+        logger.warning("volume %s was released while attaching to %s (%s); unplugging it", attachment.volume_id,
+                       instance.pk, exc)
+        try:
+            driver.detach_disk(instance.pk, target)
+        except Exception:  # noqa: BLE001
+            logger.exception("unplugging %s from %s", target, instance.pk)
+        _close_action(action_id, error=str(exc))
+        return
+    _close_action(action_id)
+    services.instance_changed(Instance.objects.select_related("host").get(pk=instance.pk))
+
+
+@shared_task(soft_time_limit=120, time_limit=180, ignore_result=True)
+def detach_volume(attachment_id, action_id=None):
+    """On the instance's host: unplug the volume (waiting for a running
+    guest to let go), then ``available``; on failure ``in-use`` again with
+    the reason."""
+    from storage import services as volumes
+    from storage.models import VolumeAttachment
+    from storage.states import AttachStatus
+
+    attachment = VolumeAttachment.objects.select_related("volume", "instance").filter(
+        pk=attachment_id, status=AttachStatus.DETACHING).first()
+    if attachment is None:
+        _close_action(action_id, error="The volume was no longer detaching.")
+        return
+    instance = attachment.instance
+    try:
+        get_driver().detach_disk(instance.pk, attachment.device.removeprefix("/dev/"))
+    except (DriverError, SoftTimeLimitExceeded, Exception) as exc:  # noqa: BLE001 - reported on the volume
+        logger.exception("detaching volume %s from %s", attachment.volume_id, instance.pk)
+        reason = f"Detaching from instance {instance.pk} failed: {exc}"
+        volumes.abort_detach(attachment, reason)
+        _close_action(action_id, error=reason)
+        return
+    try:
+        volumes.finish_detach(attachment)
+    except Exception as exc:  # noqa: BLE001 - released meanwhile (the instance was deleted)
+        logger.warning("volume %s moved while detaching from %s: %s", attachment.volume_id, instance.pk, exc)
+    _close_action(action_id)
+    services.instance_changed(Instance.objects.select_related("host").get(pk=instance.pk))
 
 
 # --- Hosts ------------------------------------------------------------------------

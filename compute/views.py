@@ -49,6 +49,15 @@ def instance_interfaces(instance):
                 .select_related("network").prefetch_related("fixed_ips", "floating_ips", "security_groups")
                 .order_by("created_at", "pk"))
 
+def attached_volumes(instance):
+    """The instance's volume attachments with their volumes, in device order
+    (one query). Only volumes of the instance's own project can be attached."""
+    from storage.models import VolumeAttachment
+
+    return list(VolumeAttachment.objects.filter(instance=instance, volume__project=instance.project_id)
+                .select_related("volume").order_by("device"))
+
+
 # Console lines the page shows before the websocket takes over (and without JavaScript).
 CONSOLE_LINES = 200
 # The quotas the launch dialog draws, with what one instance of a flavor adds.
@@ -188,6 +197,7 @@ def instance_detail(request, instance_id):
     editable = can_change(request)
     return render(request, "compute/instances/detail.html", {
         "instance": instance, "image": image, "fault": fault, "interfaces": instance_interfaces(instance),
+        "attachments": attached_volumes(instance),
         "tab": tab if tab in ("console", "log") else "overview",
         "actions": tables.allowed_actions(instance, request.user) if editable else [],
         "action_log": instance.actions.select_related("user"),

@@ -35,5 +35,6 @@ urlpatterns = [
     path("", include("identity.urls")),
     path("", include("compute.urls")),
     path("", include("network.urls")),
+    path("", include("storage.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -11,6 +11,10 @@ NAVIGATION = (
         ("Flavors", "box", "dashboard:flavors", ("flavor",)),
         ("Key Pairs", "key", "dashboard:keypairs", ("keypair",)),
     )),
+    ("Volumes", False, (
+        ("Volumes", "hdd", "storage:volumes", ("volume",)),
+        ("Snapshots", "camera", "storage:snapshots", ("snapshot",)),
+    )),
     ("Network", False, (
         ("Network Topology", "diagram-3", "network:topology", ("topology",)),
         ("Networks", "diagram-2", "network:networks", ("network", "subnet")),
@@ -21,6 +25,7 @@ NAVIGATION = (
     ("Admin", True, (
         ("Hypervisors", "hdd-rack", "compute:admin-hypervisors", ("admin-hypervisor",)),
         ("All Instances", "pc-display-horizontal", "compute:admin-instances", ("admin-instance",)),
+        ("Storage", "database", "storage:admin-storage", ("admin-storage",)),
         ("Flavors", "boxes", "dashboard:admin-flavors", ("admin-flavor",)),
         ("Django admin", "gear", "admin:index", ()),
     )),
@@ -33,7 +38,7 @@ NAVIGATION = (
 )
 
 
-NAV_NAMESPACES = ("dashboard", "compute", "network")
+NAV_NAMESPACES = ("dashboard", "compute", "network", "storage")
 
 
 def navigation(request):

@@ -13,6 +13,7 @@ from core.openstack.errors import BadRequest, Conflict, NotFound
 from core.openstack.pagination import links, paginate
 from core.openstack.views import parse_bool, parse_int
 from network import services as network_services
+from storage.services import volumes_attached
 
 from .. import services
 from ..models import Flavor, Host, Instance, InstanceAction, InstanceFault, ServerGroup
@@ -54,10 +55,13 @@ class ServerViewMixin(NovaView):
         instance = self.get_or_404(self.servers().live(), f"Instance {server_id} could not be found.", pk=server_id)
         return attach_faults([instance])[0]
 
-    def render(self, instance, addresses=None):
+    def render(self, instance, addresses=None, volumes=None):
         if addresses is None:
             addresses = network_services.addresses_for([instance]).get(instance.pk, {})
-        return server_detail(self.request, instance, admin=self.request.user.is_staff, addresses=addresses)
+        if volumes is None:
+            volumes = volumes_attached([instance.pk]).get(instance.pk, [])
+        return server_detail(self.request, instance, admin=self.request.user.is_staff, addresses=addresses,
+                             volumes=volumes)
 
 
 class ServerListView(ServerViewMixin):
@@ -105,7 +109,8 @@ class ServerListView(ServerViewMixin):
         if self.detail:
             attach_faults(rows)
             addresses = network_services.addresses_for(rows)
-            body = [self.render(i, addresses.get(i.pk, {})) for i in rows]
+            volumes = volumes_attached([i.pk for i in rows])
+            body = [self.render(i, addresses.get(i.pk, {}), volumes.get(i.pk, [])) for i in rows]
         else:
             body = [server_brief(request, i) for i in rows]
         return Response({"servers": body, **links("servers", next_url)})
@@ -123,7 +128,8 @@ class ServerListView(ServerViewMixin):
         if "name" not in data:
             raise BadRequest("'name' is a required property.")
         flavor = self.lookup_flavor(data.get("flavorRef"))
-        image = self.lookup_image(data)
+        block_devices = self.lookup_block_devices(data)
+        image = None if any(bd.is_root for bd in block_devices) else self.lookup_image(data)
         for key in ("min_count", "max_count"):
             if key in data:
                 data[key] = parse_int(data[key], key, minimum=1)
@@ -146,6 +152,7 @@ class ServerListView(ServerViewMixin):
             min_count=data.get("min_count", 1), max_count=data.get("max_count", data.get("min_count", 1)),
             config_drive=parse_bool(config_drive, "config_drive") if config_drive != "" else True,
             request_id=request.request_id, networks=nics, security_groups=security_groups,
+            block_devices=block_devices,
         )
         if parse_bool(data.get("return_reservation_id", False), "return_reservation_id"):
             return Response({"reservation_id": instances[0].reservation_id}, status=202)
@@ -177,11 +184,10 @@ class ServerListView(ServerViewMixin):
             source, dest = bdm.get("source_type"), bdm.get("destination_type", "local")
             if source == "image" and dest == "local" and bdm.get("boot_index") in (0, "0"):
                 ref = ref or bdm.get("uuid")
-            elif source in ("blank", "image") and dest == "local":
-                continue
+            elif (source in ("blank", "image") and dest == "local") or dest == "volume":
+                continue  # volumes: lookup_block_devices
             else:
-                raise BadRequest(f"Block device mapping {source} → {dest} is not supported yet "
-                                 "(volumes come with the block storage service).")
+                raise BadRequest(f"Block Device Mapping is Invalid: {source} → {dest} is not supported.")
         if not ref:
             raise BadRequest("An imageRef (or an image block device mapping) is required.")
         image_id = ref_id(ref, "imageRef")
@@ -190,6 +196,70 @@ class ServerListView(ServerViewMixin):
         if image is None:
             raise BadRequest(f"Image {image_id} could not be found.")
         return image
+
+
+    def lookup_block_devices(self, data):
+        """The ``block_device_mapping_v2`` entries with destination
+        ``volume`` as services.BlockDevice, their sources found in the
+        project (400 as Nova's InvalidBDM when one is not)."""
+        from storage.models import Volume, VolumeSnapshot
+
+        from ..models import Image
+
+        bdms = data.get("block_device_mapping_v2") or []
+        if not isinstance(bdms, list):
+            raise BadRequest("block_device_mapping_v2 must be a list.")
+        found = []
+        for bdm in bdms:
+            if not isinstance(bdm, dict):
+                raise BadRequest("Each block device mapping must be an object.")
+            only_keys(bdm, BDM_KEYS, "a block device mapping")
+            if bdm.get("destination_type") != "volume" or parse_bool(bdm.get("no_device") or False, "no_device"):
+                continue
+            source = bdm.get("source_type")
+            boot_index = bdm.get("boot_index")
+            boot_index = None if boot_index in (None, "", "none", "None") else parse_int(boot_index, "boot_index",
+                                                                                      minimum=-1)
+            size = bdm.get("volume_size")
+            size = None if size in (None, "") else parse_int(size, "volume_size", minimum=1)
+            device = bdm.get("device_name") or None
+            if device is not None:
+                if not isinstance(device, str):
+                    raise BadRequest("Block Device Mapping is Invalid: device_name must be a string.")
+                device = device if device.startswith("/dev/") else f"/dev/{device}"
+            volume_type = bdm.get("volume_type") or None
+            ref = bdm.get("uuid") or bdm.get({"volume": "volume_id", "snapshot": "snapshot_id",
+                                              "image": "image_id"}.get(source, "uuid"))
+            fields = {}
+            if source == "volume":
+                fields["volume"] = Volume.objects.for_project(self.request.project).filter(pk=ref).first()
+                if fields["volume"] is None:
+                    raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume {ref}.")
+            elif source == "snapshot":
+                fields["snapshot"] = VolumeSnapshot.objects.for_project(self.request.project).filter(pk=ref).first()
+                if fields["snapshot"] is None:
+                    raise BadRequest(f"Block Device Mapping is Invalid: failed to get snapshot {ref}.")
+            elif source == "image":
+                image_id = str(ref or "")
+                fields["image"] = Image.objects.visible_to(self.request.project, staff=self.request.user.is_staff
+                                                           ).filter(pk=image_id).first() if UUID_RE.match(
+                    image_id) else None
+                if fields["image"] is None:
+                    raise BadRequest(f"Block Device Mapping is Invalid: failed to get image {ref}.")
+            elif source != "blank":
+                raise BadRequest(f"Block Device Mapping is Invalid: source_type {source!r} → volume is not "
+                                 "supported.")
+            found.append(services.BlockDevice(
+                source=source, boot_index=boot_index if boot_index != -1 else None, size=size, device=device,
+                delete_on_termination=parse_bool(bdm.get("delete_on_termination") or False,
+                                                 "delete_on_termination"),
+                volume_type=volume_type, **fields))
+        return found
+
+
+BDM_KEYS = ("source_type", "destination_type", "uuid", "boot_index", "volume_size", "delete_on_termination",
+            "device_name", "disk_bus", "device_type", "guest_format", "volume_type", "tag", "no_device",
+            "volume_id", "snapshot_id", "image_id")
 
 
 class ServerDetailListView(ServerListView):

@@ -2,7 +2,7 @@ from django.urls import path
 
 from core.openstack.versions import VersionView
 
-from . import servers, views
+from . import servers, views, volume_attachments
 
 urlpatterns = [
     path("", VersionView.as_view(document="compute-root")),
@@ -25,6 +25,9 @@ urlpatterns = [
     path("v2.1/servers/<str:server_id>/metadata/<str:key>", servers.ServerMetadataView.as_view()),
     path("v2.1/servers/<str:server_id>/os-instance-actions", servers.InstanceActionsView.as_view()),
     path("v2.1/servers/<str:server_id>/os-instance-actions/<str:request_id>", servers.InstanceActionsView.as_view()),
+    path("v2.1/servers/<str:server_id>/os-volume_attachments", volume_attachments.VolumeAttachmentsView.as_view()),
+    path("v2.1/servers/<str:server_id>/os-volume_attachments/<str:volume_id>",
+         volume_attachments.VolumeAttachmentsView.as_view()),
     path("v2.1/os-server-groups", servers.ServerGroupsView.as_view()),
     path("v2.1/os-server-groups/<str:group_id>", servers.ServerGroupsView.as_view()),
     path("v2.1/os-availability-zone", servers.AvailabilityZonesView.as_view()),

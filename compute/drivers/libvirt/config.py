@@ -237,6 +237,30 @@ class Domain:
         return to_xml(self.to_element())
 
 
+@dataclass
+class CephSecret:
+    """``<secret>`` holding a cephx key for QEMU's RBD disks (``usage`` type
+    ceph, named after the client as Nova and the Ceph docs do). The key
+    itself is never in the XML: it is set with virSecretSetValue."""
+
+    uuid: str
+    username: str
+
+    @property
+    def usage_name(self):
+        return f"client.{self.username} secret"
+
+    def to_element(self):
+        secret = ET.Element("secret", ephemeral="no", private="no")
+        _sub(secret, "uuid", self.uuid)
+        usage = _sub(secret, "usage", type="ceph")
+        _sub(usage, "name", self.usage_name)
+        return secret
+
+    def to_xml(self) -> str:
+        return to_xml(self.to_element())
+
+
 class DomainDescription:
     """Read-only view of a domain's XML (live or persistent)."""
 

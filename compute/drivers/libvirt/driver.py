@@ -7,6 +7,7 @@ the libvirt calls themselves live in ``guest.py`` and the XML in
 ``config.py``.
 """
 
+import base64
 import logging
 import os
 import shutil
@@ -116,6 +117,7 @@ class LibvirtDriver(ComputeDriver):
         undefined again."""
         if self._host.find(spec.uuid) is not None:
             raise DriverError(f"a guest with uuid {spec.uuid} already exists on this host")
+        self._check_secrets(spec.disks)
         guest = self._host.define(self.domain_config(spec).to_xml())
         try:
             guest.create()
@@ -294,6 +296,30 @@ class LibvirtDriver(ComputeDriver):
         guest = self._host.get(uuid)
         return config.DomainDescription(guest.xml(inactive=not live))
 
+    # --- cephx secrets -------------------------------------------------------------------
+    def ensure_ceph_secret(self, secret_uuid: str, username: str, key: str) -> None:
+        """The libvirt secret RBD disks with ``auth_secret_uuid`` name, holding
+        the cephx ``key`` (base64, as in a keyring) of ``client.<username>``.
+        Idempotent: an existing secret with the same value is left alone."""
+        value = base64.b64decode(key)
+        if self._host.secret_value(secret_uuid) == value:
+            return
+        self._host.set_secret(config.CephSecret(secret_uuid, username).to_xml(), secret_uuid, value)
+
+    def delete_ceph_secret(self, secret_uuid: str) -> None:
+        """Idempotent."""
+        self._host.undefine_secret(secret_uuid)
+
+    def _check_secrets(self, disks) -> None:
+        """QEMU cannot open an RBD disk with cephx before its secret exists:
+        say so plainly instead of libvirt's "secret not found"."""
+        if self._host.is_test:
+            return
+        for disk in disks:
+            if disk.auth_secret_uuid and self._host.secret_value(disk.auth_secret_uuid) is None:
+                raise DriverError(f"libvirt secret {disk.auth_secret_uuid} (cephx key of client."
+                                  f"{disk.auth_username}) is not defined on this host")
+
     # --- devices --------------------------------------------------------------------------
     def attach_disk(self, uuid: str, disk: DiskSpec) -> None:
         """Into the persistent config, and the running guest if it runs.
@@ -304,6 +330,7 @@ class LibvirtDriver(ComputeDriver):
             if persistent.disk_source(disk.target) == (disk.path or disk.name):
                 return
             raise DriverError(f"the guest already has a disk at {disk.target}")
+        self._check_secrets([disk])
         device = config.Disk.from_spec(disk)
         try:
             guest.attach_device(device.to_xml(), live=guest.is_active())

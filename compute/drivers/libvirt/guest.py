@@ -185,6 +185,35 @@ class Host:
         return [Guest(self, d) for d in domains if d.name().startswith(prefix)]
 
 
+    # --- secrets (cephx keys for RBD disks) ---------------------------------------------
+    def secret_value(self, uuid: str) -> bytes | None:
+        """The secret's value, or None when there is no such secret (or it
+        has no value yet)."""
+        try:
+            with self.errors("read secret"):
+                secret = self.connection().secretLookupByUUIDString(uuid)
+                return secret.value(0)
+        except LibvirtDriverError as exc:
+            if exc.code in (libvirt.VIR_ERR_NO_SECRET, libvirt.VIR_ERR_INVALID_SECRET):
+                return None
+            raise
+
+    def set_secret(self, xml: str, uuid: str, value: bytes) -> None:
+        """Define (or redefine) the secret and set its value."""
+        with self.errors("define secret"):
+            secret = self.connection().secretDefineXML(xml, 0)
+            secret.setValue(value, 0)
+
+    def undefine_secret(self, uuid: str) -> None:
+        """Idempotent."""
+        try:
+            with self.errors("undefine secret"):
+                self.connection().secretLookupByUUIDString(uuid).undefine()
+        except LibvirtDriverError as exc:
+            if exc.code not in (libvirt.VIR_ERR_NO_SECRET, libvirt.VIR_ERR_INVALID_SECRET):
+                raise
+
+
 class LibvirtDriverError(DriverError):
     def __init__(self, message, code=None):
         super().__init__(message)
