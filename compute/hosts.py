@@ -70,6 +70,11 @@ class HostAgent(threading.Thread):
                 if ticks % every == 0:
                     host = Host.objects.get(name=self.host_name)
                     reconcile(host, driver, storage)
+                    # Volumes are not a host's own, but any host may resolve
+                    # what a dead worker left (idempotent, status-guarded).
+                    from storage.reconcile import reconcile as reconcile_volumes
+
+                    reconcile_volumes(storage)
                 if self.network_agent and ticks % network_every == 0:
                     from network.agent import sync_host
 

@@ -64,8 +64,20 @@ class InstanceTable(Table):
         empty_text = "No instances. Launch one to get started."
         row_attrs = {"data-instance-id": lambda record: record.pk}
 
-    def render_addresses(self):
-        return EMPTY  # networking is not built yet: no ports, so no addresses
+    def render_addresses(self, record):
+        addresses = self._page_addresses().get(record.pk)
+        if not addresses:
+            return EMPTY
+        return ", ".join(entry["addr"] for entries in addresses.values() for entry in entries)
+
+    def _page_addresses(self):
+        """Every address of the page's instances, in one query for the page."""
+        if getattr(self, "_addresses", None) is None:
+            from network.services import addresses_for
+
+            rows = self.page.object_list if hasattr(self, "page") else self.data
+            self._addresses = addresses_for(list(rows))
+        return self._addresses
 
     def render_created_at(self, value):
         return timesince(value)

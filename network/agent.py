@@ -227,7 +227,8 @@ def ensure_dhcp_port(network: Network) -> Port | None:
     if port is not None or not network.subnets.filter(enable_dhcp=True, ip_version=4).exists():
         return port
     with transaction.atomic():
-        Network.objects.select_for_update().filter(pk=network.pk).first()
+        # no_key: a port insert (its FK to the network) must not wait on this lock.
+        Network.objects.select_for_update(no_key=True).filter(pk=network.pk).first()
         port = network.ports.filter(device_owner=Port.DHCP).first()
         if port is None:
             port = create_port(
@@ -316,6 +317,11 @@ def sync_router(router_id: str) -> None:
         _set_status(Router, router, "ERROR")
         raise
     _set_status(Router, router, "ACTIVE")
+    from .services import gateway_port, router_interfaces
+
+    legs = list(router_interfaces(router)) + [p for p in [gateway_port(router)] if p is not None]
+    for port in legs:
+        _set_status(Port, port, "ACTIVE")
 
 
 def _set_status(model, obj, status: str) -> None:
@@ -383,6 +389,8 @@ def sync_host() -> None:
     if node:
         for router_id in Router.objects.order_by("pk").values_list("pk", flat=True):
             sync_router(router_id)
+    # Ports with a guest here; unbound ones carry no traffic (their rules are
+    # kept by the tasks, and kept from going stale by the sweep below).
     for port_id in here.order_by("pk").values_list("pk", flat=True):
         sync_port(port_id)
     _remove_strays(driver, networks, node)

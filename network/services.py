@@ -33,6 +33,16 @@ def changed(kind, object_id):
     transaction.on_commit(lambda: tasks.enqueue(kind, object_id))
 
 
+def _initial_status(device_owner):
+    """The network service's own ports are up at once, except a router's legs
+    when there is a dataplane: those turn ACTIVE once the agent built them
+    (Neutron's), which is what clients wait for."""
+    if not device_owner.startswith("network:"):
+        return "DOWN"
+    dataplane = settings.NETWORK_DRIVER != "none"
+    return "DOWN" if dataplane and device_owner in (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY) else "ACTIVE"
+
+
 def published(project_id, resource, object_id, action):
     """Tell the project's browsers (the Network Topology, the panels) that a
     ``network``, ``subnet``, ``port``, ``router``, ``floating_ip`` or
@@ -539,7 +549,7 @@ def create_port(
                     port_security_enabled=port_security,
                     allowed_address_pairs=pairs,
                     binding_host=binding_host or "",
-                    status="ACTIVE" if device_owner.startswith("network:") else "DOWN",
+                    status=_initial_status(device_owner),
                     preserve_on_delete=preserve_on_delete,
                 )
         except IntegrityError:
@@ -635,6 +645,8 @@ def delete_port(port, *, internal=False):
     with transaction.atomic():
         changed("port", port.pk)
         changed("network", port.network_id)
+        for group_id in port.security_groups.values_list("pk", flat=True):
+            changed("security_group", group_id)  # remote-group members drop its addresses
         published(port.project_id, "port", port.pk, "deleted")
         _disassociate_port_floating_ips(port)
         port.delete()
@@ -836,9 +848,10 @@ def create_security_group_rule(
 
 
 def delete_security_group_rule(rule):
-    changed("security_group", rule.group_id)
-    published(rule.group.project_id, "security_group", rule.group_id, "updated")
-    rule.delete()
+    with transaction.atomic():  # the agent hears of it once the row is gone, never before
+        changed("security_group", rule.group_id)
+        published(rule.group.project_id, "security_group", rule.group_id, "updated")
+        rule.delete()
 
 
 # --- Routers -----------------------------------------------------------------------
@@ -986,7 +999,8 @@ def add_router_interface(router, *, project, subnet_id=None, port_id=None):
                 raise BadRequest(f"Router port must have at least one fixed IP (port {port.pk}).")
             if any(f.subnet_id in attached for f in fixed):
                 raise BadRequest("Router already has a port on one of the port's subnets.")
-            port.device_owner, port.device_id, port.status = Port.ROUTER_INTERFACE, router.pk, "ACTIVE"
+            port.device_owner, port.device_id = Port.ROUTER_INTERFACE, router.pk
+            port.status = _initial_status(Port.ROUTER_INTERFACE)
             port.security_groups.clear()
             _revise(port, ["device_owner", "device_id", "status"])
             subnet = fixed[0].subnet
@@ -1154,10 +1168,11 @@ def associate_floating_ip(fip, *, project, port_id, fixed_ip_address=None):
 
 
 def disassociate_floating_ip(fip):
-    changed("router", fip.router_id)
-    fip.port, fip.fixed_ip_address, fip.router, fip.status = None, None, None, "DOWN"
-    _revise(fip, ["port", "fixed_ip_address", "router", "status"])
-    published(fip.project_id, "floating_ip", fip.pk, "updated")
+    with transaction.atomic():
+        changed("router", fip.router_id)
+        fip.port, fip.fixed_ip_address, fip.router, fip.status = None, None, None, "DOWN"
+        _revise(fip, ["port", "fixed_ip_address", "router", "status"])
+        published(fip.project_id, "floating_ip", fip.pk, "updated")
     return fip
 
 
@@ -1279,6 +1294,9 @@ def release_instance_ports(instance):
             changed("port", port_id)
             changed("network", network_id)
             published(instance.project_id, "port", port_id, "deleted")
+        # Members' filters that allowed these addresses by remote group drop them.
+        for group_id in set(ports.values_list("security_groups", flat=True)) - {None}:
+            changed("security_group", group_id)
         for router_id in FloatingIP.objects.filter(port__in=ports).values_list("router_id", flat=True):
             changed("router", router_id)
         FloatingIP.objects.filter(port__in=ports).update(port=None, fixed_ip_address=None, router=None, status="DOWN")

@@ -491,12 +491,20 @@ class NetnsDriver(NetworkDriver):
             _reconcile_addrs(ip, idx, wanted)
 
     def delete_uplink(self, network_id: str) -> None:
-        delete_netns(external_ns(network_id))  # its leg's host peer dies with it
+        delete_netns(external_ns(network_id))
+        with ipr(self.host_ns) as ip:  # the host peer dies with its namespace, later: don't wait
+            idx = _index(ip, "dcvu" + _short("u", network_id))
+            if idx is not None:
+                _ignore(ip.link, "del", index=idx)
         self._forget("uplinks", network_id)
 
     # --- routers -------------------------------------------------------
     def ensure_router(self, router: RouterSpec) -> None:
         ns = router_ns(router.id)
+        record = self.state_dir / "routers" / router.id
+        if not record.exists():  # in the inventory before anything exists: a cut-off build is still found
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.touch()
         fresh = ensure_netns(ns)
         with ipr(self.host_ns) as hostip, ipr(ns) as ip:
             links = (_links(hostip), _links(ip))

@@ -222,3 +222,58 @@ def test_guest_nics_come_from_the_instance_ports(dataplane, tenant_a, operator, 
 
     settings.NETWORK_DRIVER = "none"
     assert guest_nics(instance) == ()
+
+
+def test_deleting_a_member_drops_its_address_from_remote_group_rules(
+    dataplane, tenant_a, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The default group lets members in by remote group: when one member's
+    port goes, the others' filters stop naming its address (no stale set)."""
+    from network import tasks
+
+    settings.NETWORK_DRIVER = "netns"
+    monkeypatch.setattr(tasks, "enqueue", lambda kind, object_id: getattr(agent, f"sync_{kind}")(object_id))
+    project = tenant_a.project
+    with django_capture_on_commit_callbacks(execute=True):
+        net = services.create_network(project=project, name="members")
+        services.create_subnet(project=project, network_id=net.pk, cidr="10.40.0.0/24")
+        first = services.create_port(project=project, network=net, device_owner=Port.COMPUTE, device_id="vm-a")
+        second = services.create_port(project=project, network=net, device_owner=Port.COMPUTE, device_id="vm-b")
+    first_ip = first.fixed_ips.get().ip_address
+    second_ip = second.fixed_ips.get().ip_address
+    assert first_ip in _nft_table("inet", "dc_filter") and second_ip in _nft_table("inet", "dc_filter")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_port(first)
+    ruleset = _nft_table("inet", "dc_filter")
+    assert first_ip not in ruleset  # neither its own chains nor the second port's remote-group set
+    assert second_ip in ruleset
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_port(second)
+        services.delete_network(net)
+
+
+def test_the_host_sweep_removes_what_lost_its_row(dataplane, tenant_a, operator, settings):
+    """A delete whose sync never ran (a worker killed in between): the
+    agent's periodic pass finds the filter, router and bridge and removes them."""
+    public, net, sub, router, port = _topology(tenant_a, operator)
+    Port.objects.filter(pk=port.pk).update(binding_host=settings.COMPUTE_HOST)
+    agent.sync_host()
+    port_ip = port.fixed_ips.get().ip_address
+    assert port_ip in _nft_table("inet", "dc_filter")
+    assert f"netns:{router_ns(router.pk)}" in dataplane.list_resources()
+    # Rows gone behind the agent's back.
+    router_id, net_id = router.pk, net.pk
+    Port.objects.filter(pk=port.pk).delete()
+    services.remove_router_interface(router, project=tenant_a.project, subnet_id=sub.pk)
+    services.delete_router(router)
+    services.delete_network(net)
+    agent.sync_host()
+    res = dataplane.list_resources()
+    assert port_ip not in _nft_table("inet", "dc_filter")
+    assert f"netns:{router_ns(router_id)}" not in res and f"link:{bridge_name(net_id)}" not in res, res
+    assert f"netns:{dhcp_ns(net_id)}" not in res
+    assert f"link:{bridge_name(public.pk)}" in res  # what still has a row stays
+    agent.teardown_host()
+    assert all(dataplane.inventory(kind) == set() for kind in ("networks", "routers", "dhcp", "uplinks", "ports"))
+    res = dataplane.list_resources()
+    assert f"link:{bridge_name(public.pk)}" not in res and not any(public.pk in r for r in res), res
