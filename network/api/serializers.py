@@ -62,6 +62,18 @@ def subnet_body(subnet):
     }
 
 
+def _port_fixed_ips(port):
+    if hasattr(port, "page_fixed_ips"):  # a list page read them in one query
+        return port.page_fixed_ips
+    return [{"subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in port.fixed_ips.order_by("pk")]
+
+
+def _port_group_ids(port):
+    if hasattr(port, "page_group_ids"):
+        return port.page_group_ids
+    return list(port.security_groups.values_list("pk", flat=True))
+
+
 def port_body(port):
     return {
         **_common(port, port.project_id),
@@ -72,8 +84,8 @@ def port_body(port):
         "status": port.status,
         "device_owner": port.device_owner,
         "device_id": port.device_id,
-        "fixed_ips": [{"subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in port.fixed_ips.all()],
-        "security_groups": [g.pk for g in port.security_groups.all()],
+        "fixed_ips": _port_fixed_ips(port),
+        "security_groups": _port_group_ids(port),
         "port_security_enabled": port.port_security_enabled,
         "allowed_address_pairs": [
             {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or port.mac_address}
