@@ -26,6 +26,7 @@ from core.openstack.errors import APIError, BadRequest, Conflict, Forbidden, Not
 from identity.models import Project
 from storage.drivers import get_storage
 from storage.drivers.base import ImageFormatError, StorageError
+from storage.drivers.file import QEMU_FORMATS
 
 from .models import Image, ImageMember
 from .models.images import ContainerFormat, DiskFormat, ImageStatus, MemberStatus, Visibility
@@ -442,11 +443,21 @@ def _requeue(image, reason):
 def mark_stored(image_id, stored):
     """The store holds the image's data (an upload or a snapshot finished):
     queued/saving → active. Returns False when the image was deleted (or
-    killed) meanwhile, in which case the data is removed again."""
+    killed) meanwhile, in which case the data is removed again.
+
+    When the store converted the data (RBD keeps every image raw, so that it
+    can be cloned), the record describes what is stored, as Glance's image
+    conversion does: ``disk_format`` becomes ``raw``, and the size and
+    checksums are those of the raw bytes a download returns."""
+    changes = {"status": ImageStatus.ACTIVE, "status_reason": "", "size": stored.size,
+               "virtual_size": stored.virtual_size, "checksum": stored.checksum,
+               "os_hash_algo": HASH_ALGO if stored.os_hash_value else None,
+               "os_hash_value": stored.os_hash_value, "updated_at": timezone.now()}
+    declared = Image.objects.filter(pk=image_id).values_list("disk_format", flat=True).first()
+    if stored.disk_format == DiskFormat.RAW and stored.disk_format not in QEMU_FORMATS.get(declared, ()):
+        changes["disk_format"] = DiskFormat.RAW
     updated = Image.objects.filter(pk=image_id, status__in=(ImageStatus.QUEUED, ImageStatus.SAVING)).update(
-        status=ImageStatus.ACTIVE, status_reason="", size=stored.size, virtual_size=stored.virtual_size,
-        checksum=stored.checksum, os_hash_algo=HASH_ALGO, os_hash_value=stored.os_hash_value,
-        updated_at=timezone.now())
+        **changes)
     if not updated:
         logger.info("image %s went away while its data was stored; removing the data", image_id)
         get_storage().delete_image(image_id)

@@ -8,6 +8,7 @@ app itself.
 """
 
 import contextlib
+import ctypes
 import fcntl
 import glob
 import grp
@@ -368,6 +369,22 @@ def _stop_pid(pid, expected, timeout=30):
         os.kill(pid, signal.SIGKILL)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid):
+    """A preexec_fn: the child gets SIGKILL when its parent dies (Linux's
+    ``prctl(PR_SET_PDEATHSIG)``, kept across exec). A parent that died
+    before the prctl is caught by the getppid check."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec():
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
 class Ceph:
     """A one-node Ceph cluster in ``folder``: one mon, one OSD and (for
     capacity figures) one mgr on free 127.0.0.1 ports, each in the
@@ -385,6 +402,15 @@ class Ceph:
       each blocks until its placement groups are active (HEALTH_OK is not
       readiness), and, with the mgr, once the cluster reports a capacity.
 
+    - ``die_with_parent=True`` (test clusters, the all-in-one supervisor):
+      each daemon gets ``PR_SET_PDEATHSIG`` = SIGKILL, so that when the
+      process that started it dies without stopping it (a crash, SIGKILL, a
+      C++ abort in librbd) the kernel kills the daemons instead of leaving
+      them orphaned. The death signal is sent when the *thread* that
+      started them exits: call ``start()`` from a thread that lives as long
+      as the cluster (the main thread). ``scripts/ceph start`` leaves it off
+      (its daemons outlive the command).
+
     ``start()`` returns the path of the ceph.conf clients use; the
     ``client.admin`` keyring sits beside it when cephx is on.
     """
@@ -393,7 +419,7 @@ class Ceph:
     pools = ("images", "volumes", "disks")
 
     def __init__(self, folder, *, auth="none", objectstore="memstore", mgr=True, client="dreamcompute",
-                 pools=None, memstore_bytes=8 << 30, bluestore_bytes=32 << 30):
+                 pools=None, memstore_bytes=8 << 30, bluestore_bytes=32 << 30, die_with_parent=False):
         if auth not in ("none", "cephx"):
             raise ValueError(f"auth must be none or cephx, not {auth!r}")
         if objectstore not in ("memstore", "bluestore"):
@@ -407,6 +433,7 @@ class Ceph:
         self.memstore_bytes = memstore_bytes
         self.bluestore_bytes = bluestore_bytes
         self.conf = self.folder / "ceph.conf"
+        self.die_with_parent = die_with_parent
         self.procs = {}
 
     @property
@@ -434,8 +461,9 @@ class Ceph:
 
     def _spawn(self, name, argv):
         with open(self.folder / "log" / f"{name}.out", "ab") as log:
+            extra = {"preexec_fn": _die_with(os.getpid())} if self.die_with_parent else {}
             self.procs[name] = subprocess.Popen([*argv, "-f", "--conf", str(self.conf)], stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+                                                stderr=subprocess.STDOUT, start_new_session=True, **extra)
         return self.procs[name]
 
     def _write_conf(self, fsid, v2_port, v1_port):
@@ -603,11 +631,21 @@ class Ceph:
                 raise RuntimeError("the ceph OSD did not come up")
             time.sleep(0.1)
 
-    def _init_pools(self):
+    def add_pools(self, *pools):
+        """More RBD pools on the running cluster (a live cloud's own, so
+        that tests which empty the default pools leave it alone). With
+        cephx, the client's caps cover only the pools made at creation."""
+        self._init_pools(pools)
+
+    def remove_pools(self, *pools):
+        for pool in pools:
+            self._ceph("osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it")
+
+    def _init_pools(self, pools=None):
         """Idempotent: a pool that exists is kept; ``rbd pool init`` waits
         for its placement groups to be active."""
         existing = set(self._ceph("osd", "pool", "ls", "--format=json"))
-        for pool in self.pools:
+        for pool in pools or self.pools:
             if pool not in existing:
                 self._ceph("osd", "pool", "create", pool, "8", "8")
                 subprocess.run(["rbd", "--conf", str(self.conf), "pool", "init", pool], check=True,

@@ -87,16 +87,17 @@ def guest_image():
 
 
 @pytest.fixture(scope="session")
-def live_cloud(libvirtd, guest_image):
+def live_cloud(libvirtd, guest_image, ceph_cluster):
     """The running cloud: web server and worker processes on PostgreSQL and
     Redis, with two compute hosts: ``localhost`` on libvirt's test driver
     (zone ``nova``, where launches go by default) and ``qemu1`` booting real
-    QEMU guests (zone ``real``)."""
+    QEMU guests (zone ``real``). Images, instance disks and volumes live in
+    RBD (STORAGE_BACKEND=rbd) on the session's Ceph, in the cloud's own pools."""
     from .live import LiveCloud
 
     folder = tempfile.mkdtemp(prefix="dc-live-", dir="/var/tmp")
     os.chmod(folder, 0o755)  # noqa: S103 - libvirt-qemu must traverse it
-    cloud = LiveCloud(folder, guest_image=guest_image)
+    cloud = LiveCloud(folder, guest_image=guest_image, ceph=ceph_cluster)
     try:
         cloud.start()
         yield cloud
@@ -151,7 +152,9 @@ def ceph_cluster():
 
     folder = tempfile.mkdtemp(prefix="dc-ceph-", dir="/var/tmp")
     os.chmod(folder, 0o755)  # noqa: S103 - libvirt-qemu reads the ceph.conf
-    cluster = Ceph(folder)
+    # Its daemons die with this process, even when it dies without its
+    # teardown (a crash, SIGKILL, an abort in a C library).
+    cluster = Ceph(folder, die_with_parent=True)
     try:
         cluster.start()
         yield cluster

@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class LiveCloud:
-    def __init__(self, folder, guest_image=None):
+    def __init__(self, folder, guest_image=None, ceph=None):
         self.folder = Path(folder)
         self.guest_image = guest_image
+        self.ceph = ceph  # a core.localservers.Ceph: images, disks and volumes live in RBD
+        self.ceph_pools = {}  # images/volumes/disks -> this cloud's own pool
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs = []
@@ -60,6 +62,8 @@ class LiveCloud:
         }
         if self.guest_image:
             self.env["GUEST_IMAGE"] = str(self.guest_image)
+        if self.ceph is not None:
+            self.env.update(self._storage_env())
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.manage("migrate", "-v0")
         self.manage("seed_demo")
@@ -76,6 +80,26 @@ class LiveCloud:
         self._wait_for_line(worker_log, "ready.", self.procs[1])
         self._wait_for_line(qemu_log, "ready.", self.procs[2])
         return self
+
+    def _storage_env(self):
+        """STORAGE_BACKEND=rbd on the session's Ceph, in pools of this
+        cloud's own (the storage tests empty the default ones between tests)."""
+        self.ceph_pools = {kind: f"live{self.port}-{kind}" for kind in ("images", "volumes", "disks")}
+        self.ceph.add_pools(*self.ceph_pools.values())
+        env = {"STORAGE_BACKEND": "rbd", "CEPH_CONF": str(self.ceph.conf), "CEPH_USER": self.ceph.client,
+               **{f"CEPH_POOL_{kind.upper()}": pool for kind, pool in self.ceph_pools.items()}}
+        if self.ceph.cephx:
+            env["CEPH_KEYRING"] = str(self.ceph.client_keyring)
+        return env
+
+    def storage(self):
+        """An RbdStorage on this cloud's pools, for tests that look into Ceph
+        (close it after use)."""
+        from storage.drivers.rbd import RbdStorage
+
+        return RbdStorage(self.ceph.conf, self.ceph.client, keyring=self.ceph.client_keyring,
+                          pool_images=self.ceph_pools["images"], pool_volumes=self.ceph_pools["volumes"],
+                          pool_disks=self.ceph_pools["disks"])
 
     def kill(self, name):
         """SIGKILL a process (as a crash would), leaving its slot to respawn."""
@@ -144,6 +168,9 @@ class LiveCloud:
                             "from network.agent import teardown_host; teardown_host()"],
                            cwd=ROOT, env={**self.env, **self.recipes["worker-qemu1"][1]}, check=True,
                            stdout=subprocess.DEVNULL)
+        if self.ceph_pools:  # the guests are gone: their disks with the pools
+            self.ceph.remove_pools(*self.ceph_pools.values())
+            self.ceph_pools = {}
 
     def seed_user(self, username, password, project, role="member"):
         """A user with ``role`` on ``project`` (created when missing), made by

@@ -38,8 +38,8 @@ class Capacity:
 @dataclass(frozen=True)
 class StoredImage:
     size: int  # bytes as uploaded
-    checksum: str  # md5 hex (Glance's legacy ``checksum``)
-    os_hash_value: str  # sha512 hex
+    checksum: str | None  # md5 hex (Glance's legacy ``checksum``); None when not computed
+    os_hash_value: str | None  # sha512 hex; None when not computed (RBD instance snapshots)
     disk_format: str  # the format the bytes really have (qemu-img info)
     virtual_size: int | None
 

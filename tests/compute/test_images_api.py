@@ -464,3 +464,21 @@ def test_admin_pages_and_actions_use_the_services(operator, tenant_a, client, dj
         client.post(f"/admin/compute/image/{image.pk}/delete/", {"post": "yes"})
     assert not Image.objects.filter(pk=image.pk).exists()
     assert not storage_root.has_image(image.pk)
+
+
+@pytest.mark.parametrize("declared, stored_as, recorded", [
+    ("qcow2", "raw", "raw"),  # converted by the store (RBD keeps images raw): recorded as Glance's conversion does
+    ("qcow2", "qcow2", "qcow2"),
+    ("iso", "raw", "iso"),  # an ISO's bytes are raw: nothing was converted
+    ("raw", "raw", "raw"),
+])
+def test_the_record_says_what_the_store_holds(tenant_a, declared, stored_as, recorded):
+    from storage.drivers.base import StoredImage
+
+    image = images.create_image(project=tenant_a.project, name="conv", disk_format=declared,
+                                container_format="bare", visibility="private")
+    stored = StoredImage(size=8, checksum="0" * 32, os_hash_value="0" * 128, disk_format=stored_as,
+                         virtual_size=8)
+    assert images.mark_stored(image.pk, stored)
+    image.refresh_from_db()
+    assert (image.status, image.disk_format, image.size) == ("active", recorded, 8)

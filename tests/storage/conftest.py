@@ -31,7 +31,7 @@ def ceph_cephx():
     from core.localservers import Ceph
 
     folder = tempfile.mkdtemp(prefix="dc-ceph-cephx-", dir="/var/tmp")
-    cluster = Ceph(folder, auth="cephx")
+    cluster = Ceph(folder, auth="cephx", die_with_parent=True)
     try:
         cluster.start()
         yield cluster

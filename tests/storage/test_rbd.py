@@ -151,6 +151,8 @@ def test_cephx_user_with_rbd_profile_does_everything(ceph_cephx, tmp_path):
         assert (spec.auth_username, spec.auth_secret_uuid) == ("dreamcompute", "11111111-2222-3333-4444-555555555555")
         assert spec.hosts and spec.hosts[0][0] == "127.0.0.1"
         assert driver.capacity().total > 0
+        # The key the compute host puts in the libvirt secret is the client's own.
+        assert f"key = {driver.cephx_key()}" in ceph_cephx.client_keyring.read_text()
         uri = f"rbd:volumes/volume-vol-2:id=dreamcompute:conf={ceph_cephx.conf}"
         subprocess.run(["qemu-img", "info", uri], check=True, capture_output=True)
         driver.flatten_volume("vol-2")
