@@ -75,8 +75,8 @@ class InstanceTable(Table):
         if getattr(self, "_addresses", None) is None:
             from network.services import addresses_for
 
-            rows = self.page.object_list if hasattr(self, "page") else self.data
-            self._addresses = addresses_for(list(rows))
+            rows = [row.record for row in self.page.object_list] if hasattr(self, "page") else list(self.data)
+            self._addresses = addresses_for(rows)
         return self._addresses
 
     def render_created_at(self, value):

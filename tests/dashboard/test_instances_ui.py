@@ -630,3 +630,25 @@ def test_detail_links_the_vnc_console_only_when_active(client, tenant_a, flavors
     client.force_login(tenant_a.member)
     assert 'id="vnc-console-link"' in client.get(f"/instances/{running.pk}/").content.decode()
     assert 'id="vnc-console-link"' not in client.get(f"/instances/{stopped.pk}/").content.decode()
+
+
+def test_list_shows_each_instance_addresses_in_one_query(tenant_a, member_a, operator):
+    from network import services as network_services
+    from network.models import Port
+
+    public = network_services.seed_public_network(operator.memberships.first().project)
+    vms = [make_instance(tenant_a.project, tenant_a.member, f"net-{i}") for i in range(3)]
+    addresses = {}
+    for vm in vms:
+        port = network_services.create_port(project=tenant_a.project, network=public, device_owner=Port.COMPUTE,
+                                            device_id=vm.pk)
+        addresses[vm.pk] = port.fixed_ips.get().ip_address
+    member_a.get("/instances/")  # the session's first request costs its own queries
+    with CaptureQueriesContext(connection) as three:
+        page = member_a.get("/instances/").content.decode()
+    for vm in vms:
+        assert addresses[vm.pk] in row(page, vm)
+    make_instance(tenant_a.project, tenant_a.member, "no-net")
+    with CaptureQueriesContext(connection) as four:
+        member_a.get("/instances/")
+    assert len(four) == len(three)
