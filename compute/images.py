@@ -507,7 +507,10 @@ def seed_tiny_linux(path):
     existing = Image.objects.filter(name=name, owner=None, visibility=Visibility.PUBLIC)
     image = existing.filter(status=ImageStatus.ACTIVE).first()
     if image is not None:
-        return image
+        if get_storage().has_image(image.pk):
+            return image
+        # The cloud moved to another store (file → rbd): put the bytes there again.
+        Image.objects.filter(pk=image.pk).update(status=ImageStatus.QUEUED, disk_format=TINY_LINUX["disk_format"])
     image = existing.filter(status=ImageStatus.QUEUED).first() or create_image(
         project=None, visibility=Visibility.PUBLIC, staff=True, **TINY_LINUX)
     with open(path, "rb") as handle:
