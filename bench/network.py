@@ -23,7 +23,9 @@ default queue and a worker for ``compute.qemu1`` + ``network.qemu1`` with
 ``dataplane`` (~1 minute): the driver alone beside plain ``ip``/``nft``
 commands: router create/delete/re-ensure, DHCP, port filters.
 
-    .venv/bin/python bench/network.py [api|dataplane] [N]
+    .venv/bin/python bench/network.py [api|routers|dataplane] [N]
+
+``routers`` is the first part of ``api`` alone (~1 minute).
 
 Everything made is removed by its own delete (the agent's ``teardown_host``
 for the live cloud): other live clouds on this machine keep theirs.
@@ -648,7 +650,7 @@ def leftovers(router_ids, network_ids):
     return left
 
 
-def api(n):
+def api(n, routers_only=False):
     from bench.compute import Client
     from core.localservers import Libvirtd, PostgreSQL, Redis
     from tests.live import LiveCloud
@@ -741,6 +743,8 @@ def api(n):
         )
         results["router"]["gateway_only_breakdown_ms"] = breakdown(folder / "cloud" / "worker-qemu1.log", gateway_only)
         print(json.dumps(results["router"], indent=1), flush=True)
+        if routers_only:
+            return
 
         results["security_group_rule"] = security_group_rules(demo, net["id"], n)
         print(json.dumps(results["security_group_rule"], indent=1), flush=True)
@@ -822,7 +826,8 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].isdigit() else "api"
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     n = int(numbers[0]) if numbers else 20
-    {"api": api, "dataplane": dataplane}[mode](n)
+    modes = {"api": api, "routers": lambda n: api(n, routers_only=True), "dataplane": dataplane}
+    modes[mode](n)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import threading
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from .drivers import get_driver
 from .drivers.base import (
@@ -108,10 +109,12 @@ def subnet_specs(network: Network) -> list[SubnetSpec]:
 
 
 def dhcp_hosts(network: Network) -> list[DhcpHost]:
-    """Fixed MAC → IPv4 leases for the network's ports (IPAM's addresses)."""
+    """Fixed MAC → IPv4 leases for the network's ports (IPAM's addresses).
+    The network service's own ports never ask: a router's legs are
+    configured by its agent, so adding one leaves DHCP alone."""
     rows = (
         FixedIP.objects.filter(port__network=network, subnet__ip_version=4)
-        .exclude(port__device_owner__in=(Port.DHCP, Port.FLOATING_IP))
+        .exclude(port__device_owner__in=(Port.DHCP, Port.FLOATING_IP, Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY))
         .values_list("port__mac_address", "ip_address")
         .order_by("ip_address")
     )
@@ -124,30 +127,30 @@ def dhcp_hosts(network: Network) -> list[DhcpHost]:
     return hosts
 
 
-def _first_v4(port: Port) -> FixedIP | None:
-    return port.fixed_ips.select_related("subnet").filter(subnet__ip_version=4).order_by("pk").first()
-
-
 def router_spec(router: Router) -> RouterSpec:
-    from .services import gateway_port, router_interfaces
-
-    interfaces = []
-    for port in router_interfaces(router).order_by("created_at"):
-        fixed = _first_v4(port)
-        if fixed is not None:
-            interfaces.append(
-                RouterInterface(network_id=port.network_id, ip=_prefixed(fixed.subnet, fixed.ip_address),
-                                mac=port.mac_address)
-            )
-    gateway, floating = None, []
-    gw_port = gateway_port(router) if router.gateway_network_id else None
-    gw_fixed = _first_v4(gw_port) if gw_port is not None else None
-    if gw_fixed is not None:
-        gateway = RouterGateway(
-            network_id=gw_port.network_id,
-            ip=_prefixed(gw_fixed.subnet, gw_fixed.ip_address),
-            gateway_ip=gw_fixed.subnet.gateway_ip,
-        )
+    """The router as the driver builds it, in two queries: its legs' first
+    IPv4 addresses, then (with a gateway) its floating IPs."""
+    legs = (
+        FixedIP.objects.filter(port__device_id=router.pk, subnet__ip_version=4)
+        # A leg is the router's project's interface (a device_id anyone could
+        # write must not make a port count) or its gateway port.
+        .filter(Q(port__device_owner=Port.ROUTER_INTERFACE, port__project=router.project_id)
+                | Q(port__device_owner=Port.ROUTER_GATEWAY))
+        .order_by("port__created_at", "port_id", "pk")
+        .values_list("port_id", "port__device_owner", "port__network_id", "port__mac_address", "ip_address",
+                     "subnet__cidr", "subnet__gateway_ip")
+    )
+    interfaces, gateway, floating, seen = [], None, [], set()
+    for port_id, owner, network_id, mac, ip, cidr, subnet_gateway in legs:
+        if port_id in seen:
+            continue  # a leg's first IPv4 address only
+        seen.add(port_id)
+        address = f"{ip}/{ipaddress.ip_network(cidr).prefixlen}"
+        if owner == Port.ROUTER_INTERFACE:
+            interfaces.append(RouterInterface(network_id=network_id, ip=address, mac=mac))
+        elif router.gateway_network_id and gateway is None:
+            gateway = RouterGateway(network_id=network_id, ip=address, gateway_ip=subnet_gateway)
+    if gateway is not None:
         for fip in FloatingIP.objects.filter(router=router, port__isnull=False, fixed_ip_address__isnull=False):
             if ipaddress.ip_address(fip.fixed_ip_address).version == 4:
                 floating.append(FloatingSpec(floating_ip=fip.floating_ip_address, fixed_ip=fip.fixed_ip_address))
@@ -374,31 +377,45 @@ def sync_security_group(group_id: str) -> None:
         sync_port(port_id)
 
 
-@_serialized
 def sync_host() -> None:
     """Everything this host should hold, and nothing else of ours: the periodic
-    reconcile (and the start-up one) of the network agent."""
-    driver = get_driver()
+    reconcile (and the start-up one) of the network agent.  Each object takes
+    the agent's lock on its own, so a task that arrives during the pass waits
+    for one object, not for the whole pass."""
     node = is_network_node()
-    here = Port.objects.filter(binding_host=this_host())
-    networks = set(here.values_list("network_id", flat=True))
-    if node:
-        networks |= set(Network.objects.values_list("pk", flat=True))
-    for network_id in sorted(networks):
+    for network_id in sorted(_networks_here(node)):
         sync_network(network_id)
     if node:
         for router_id in Router.objects.order_by("pk").values_list("pk", flat=True):
             sync_router(router_id)
     # Ports with a guest here; unbound ones carry no traffic (their rules are
     # kept by the tasks, and kept from going stale by the sweep below).
-    for port_id in here.order_by("pk").values_list("pk", flat=True):
+    for port_id in Port.objects.filter(binding_host=this_host()).order_by("pk").values_list("pk", flat=True):
         sync_port(port_id)
-    _remove_strays(driver, networks, node)
+    _remove_strays(node)
 
 
-def _remove_strays(driver, networks: set[str], node: bool) -> None:
+def _networks_here(node: bool) -> set[str]:
+    """Networks with a bridge here: those of the guests here, every one on the node."""
+    if node:
+        return set(Network.objects.values_list("pk", flat=True))
+    return set(Port.objects.filter(binding_host=this_host()).values_list("network_id", flat=True))
+
+
+def _ports_filtered_here(node: bool):
+    """The ports whose filter this host holds (see :func:`_filtered_here`)."""
+    bound = Q(binding_host=this_host()) | Q(binding_host="") if node else Q(binding_host=this_host())
+    return Port.objects.filter(bound)
+
+
+@_serialized
+def _remove_strays(node: bool) -> None:
     """What this agent made whose row is gone (or that belongs on another
-    host) is deleted: a crash between a delete and its sync leaves nothing."""
+    host) is deleted: a crash between a delete and its sync leaves nothing.
+    The rows are read under the lock, so an object a task built a moment ago
+    is never taken for a stray."""
+    driver = get_driver()
+    networks = _networks_here(node)
     for network_id in driver.inventory("networks") - networks:
         if node:
             driver.delete_dhcp(network_id)
@@ -411,10 +428,7 @@ def _remove_strays(driver, networks: set[str], node: bool) -> None:
     routers = set(Router.objects.filter(admin_state_up=True).values_list("pk", flat=True)) if node else set()
     for router_id in driver.inventory("routers") - routers:
         driver.delete_router(router_id)
-    filtered = Port.objects.filter(binding_host=this_host())
-    if node:
-        filtered = filtered | Port.objects.filter(binding_host="")
-    for port_id in driver.inventory("ports") - set(filtered.values_list("pk", flat=True)):
+    for port_id in driver.inventory("ports") - set(_ports_filtered_here(node).values_list("pk", flat=True)):
         driver.delete_port_security(port_id)
 
 

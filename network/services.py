@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from billing import quotas
 from core import events
+from core.oncommit import on_commit_batch
 from core.openstack.errors import BadRequest, Conflict, Forbidden, NotFound
 
 from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet
@@ -25,12 +26,15 @@ MAX_VNI = 2**24 - 1
 def changed(kind, object_id):
     """Tell the host's network agent that a ``network``, ``router``, ``port`` or
     ``security_group`` changed: its sync task is queued once the transaction
-    commits.  With ``NETWORK_DRIVER=none`` (the embedded default) nothing at all."""
+    commits (the agent reads the state then, so one task per object).  With
+    ``NETWORK_DRIVER=none`` (the embedded default) nothing at all."""
     if getattr(settings, "NETWORK_DRIVER", "none") == "none" or not object_id:
         return
     from . import tasks
 
-    transaction.on_commit(lambda: tasks.enqueue(kind, object_id))
+    # Once per object per transaction: creating a router with its gateway
+    # changes the router three times, and one sync builds it.
+    on_commit_batch(tasks.enqueue, (kind, object_id), (kind, object_id))
 
 
 def _initial_status(device_owner):
@@ -561,7 +565,8 @@ def create_port(
             _allocate(port, subnet, address)
         if groups:
             port.security_groups.set(groups)
-        changed("port", port.pk)
+        if device_owner not in (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY):
+            changed("port", port.pk)  # a router's legs are plugged by its own sync
         published(port.project_id, "port", port.pk, "created")
     return port
 

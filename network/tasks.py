@@ -73,7 +73,15 @@ TASKS = {
 }
 
 
-def enqueue(kind: str, object_id: str) -> None:
-    queues = [node_queue()] if kind == "router" else agent_queues()
-    for queue in queues:
-        TASKS[kind].apply_async(args=(object_id,), queue=queue)
+def enqueue(changes) -> None:
+    """Queue the sync of each ``(kind, object_id)``: routers on the network
+    node, the rest on every network host that is up."""
+    everywhere = None
+    for kind, object_id in changes:
+        if kind == "router":
+            queues = [node_queue()]
+        else:
+            everywhere = everywhere or agent_queues()
+            queues = everywhere
+        for queue in queues:
+            TASKS[kind].apply_async(args=(object_id,), queue=queue)

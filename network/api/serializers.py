@@ -62,19 +62,31 @@ def subnet_body(subnet):
     }
 
 
-def _port_fixed_ips(port):
-    if hasattr(port, "page_fixed_ips"):  # a list page read them in one query
-        return port.page_fixed_ips
-    return [{"subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in port.fixed_ips.order_by("pk")]
+# What port_body() reads of a port: a list page reads just these columns.
+PORT_COLUMNS = (
+    "pk",
+    "project_id",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "description",
+    "name",
+    "network_id",
+    "mac_address",
+    "admin_state_up",
+    "status",
+    "device_owner",
+    "device_id",
+    "port_security_enabled",
+    "allowed_address_pairs",
+    "binding_host",
+)
 
 
-def _port_group_ids(port):
-    if hasattr(port, "page_group_ids"):
-        return port.page_group_ids
-    return list(port.security_groups.values_list("pk", flat=True))
-
-
-def port_body(port):
+def port_body(port, fixed_ips, group_ids):
+    """A Port, or a row of its PORT_COLUMNS; ``fixed_ips`` as
+    [{subnet_id, ip_address}] and the security group ids are read for a
+    whole page of ports at once (PortResource.prepare)."""
     return {
         **_common(port, port.project_id),
         "name": port.name,
@@ -84,8 +96,8 @@ def port_body(port):
         "status": port.status,
         "device_owner": port.device_owner,
         "device_id": port.device_id,
-        "fixed_ips": _port_fixed_ips(port),
-        "security_groups": _port_group_ids(port),
+        "fixed_ips": fixed_ips,
+        "security_groups": group_ids,
         "port_security_enabled": port.port_security_enabled,
         "allowed_address_pairs": [
             {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or port.mac_address}

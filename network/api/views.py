@@ -4,6 +4,7 @@ service calls for create/update/delete)."""
 
 from django.db import DataError, transaction
 from django.db.models import Prefetch
+from django.utils.functional import cached_property
 from rest_framework.response import Response
 
 from core.openstack.errors import BadRequest, NotFound
@@ -42,6 +43,10 @@ class Resource:
 
     def queryset(self):
         return self.model.objects.for_project(self.project)
+
+    def list_queryset(self):
+        """What a list page reads: the models of queryset(), unless a resource's bodies need less."""
+        return self.queryset()
 
     def not_found_error(self, pk):
         label = self.singular.replace("_", " ").capitalize()
@@ -198,24 +203,32 @@ class PortResource(Resource):
     }
     bool_filters = {"admin_state_up"}
 
+    def __init__(self, view):
+        super().__init__(view)
+        # Port id → its addresses and its group ids, for the ports prepare() read.
+        self.fixed_ips, self.group_ids = {}, {}
+
     def queryset(self):
         return Port.objects.for_project(self.project)
 
+    def list_queryset(self):
+        """A page of ports as named tuples of the columns port_body() reads, not models."""
+        return self.queryset().values_list(*s.PORT_COLUMNS, named=True)
+
     def prepare(self, rows):
-        """A page's addresses and groups as plain tuples, two queries in all
-        (prefetch_related would build a related manager and a model per row:
-        most of the time of a 1,000-port list)."""
+        """The addresses (in allocation order) and group ids (in binding
+        order) of these ports, one query each, read as tuples: prefetch_related
+        would build a related manager and a model per port and per relation,
+        most of the time of a 1,000-port list."""
         ids = [row.pk for row in rows]
-        fixed, groups = {}, {}
-        for port_id, subnet_id, address in (
-            FixedIP.objects.filter(port__in=ids).order_by("pk").values_list("port_id", "subnet_id", "ip_address")
-        ):
-            fixed.setdefault(port_id, []).append({"subnet_id": subnet_id, "ip_address": address})
-        through = Port.security_groups.through
-        for port_id, group_id in through.objects.filter(port__in=ids).values_list("port_id", "securitygroup_id"):
-            groups.setdefault(port_id, []).append(group_id)
-        for row in rows:
-            row.page_fixed_ips, row.page_group_ids = fixed.get(row.pk, []), groups.get(row.pk, [])
+        for port_id in ids:
+            self.fixed_ips[port_id], self.group_ids[port_id] = [], []
+        addresses = FixedIP.objects.filter(port__in=ids).order_by("pk")
+        for port_id, subnet_id, address in addresses.values_list("port_id", "subnet_id", "ip_address"):
+            self.fixed_ips[port_id].append({"subnet_id": subnet_id, "ip_address": address})
+        bindings = Port.security_groups.through.objects.filter(port__in=ids).order_by("pk")
+        for port_id, group_id in bindings.values_list("port_id", "securitygroup_id"):
+            self.group_ids[port_id].append(group_id)
 
     def filter_extra(self, queryset, params):
         for value in params.getlist("fixed_ips"):
@@ -227,7 +240,9 @@ class PortResource(Resource):
         return queryset.distinct() if params.getlist("fixed_ips") else queryset
 
     def body(self, row):
-        return s.port_body(row)
+        if row.pk not in self.fixed_ips:  # one port (show, create, update), not a page
+            self.prepare([row])
+        return s.port_body(row, self.fixed_ips[row.pk], self.group_ids[row.pk])
 
     def create(self, data):
         network = services.network_for(self.project, data.get("network_id"))
@@ -451,15 +466,19 @@ class NeutronView(OpenStackAPIView):
             raise BadRequest(f"Resource body required: a '{key}' object.")
         return data[key]
 
+    @cached_property
+    def fields(self):
+        """The keys ``?fields=`` asks for (repeated or comma-separated); none means all."""
+        return {f for value in self.request.query_params.getlist("fields") for f in value.split(",") if f}
+
     def shaped(self, body):
-        fields = [f for value in self.request.query_params.getlist("fields") for f in value.split(",") if f]
-        return {k: v for k, v in body.items() if k in fields} if fields else body
+        return {k: v for k, v in body.items() if k in self.fields} if self.fields else body
 
 
 class CollectionView(NeutronView):
     def get(self, request):
         resource = self.resource()
-        queryset = resource.queryset()
+        queryset = resource.list_queryset()
         params = request.query_params
         for key in params:
             if key in PAGING_PARAMS or key not in resource.filters:

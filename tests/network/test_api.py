@@ -409,3 +409,45 @@ def test_seed_network_is_idempotent(operator):
     subnet = Subnet.objects.get(network=network)
     assert (subnet.cidr, subnet.gateway_ip) == ("203.0.113.0/24", "203.0.113.1")
     assert subnet.allocation_pools == [{"start": "203.0.113.10", "end": "203.0.113.250"}]
+
+
+def test_port_list_costs_constant_queries_and_shows_ports_as_show_does(tenant_a):
+    """A page of ports reads their addresses and groups in one query each
+    (not one per port), and a listed port is the very body GET /ports/<id> gives."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    net, sub = make_net(tenant_a.api, cidr="10.43.0.0/24")
+    sub2 = post(tenant_a.api, "subnets", "subnet", network_id=net["id"], cidr="10.44.0.0/24", ip_version=4)
+    groups = [post(tenant_a.api, "security-groups", "security_group", name=f"g{i}")["id"] for i in range(2)]
+
+    def add_ports(count):
+        for i in range(count):
+            post(
+                tenant_a.api,
+                "ports",
+                "port",
+                network_id=net["id"],
+                name=f"p{i}",
+                fixed_ips=[{"subnet_id": sub2["id"]}, {"subnet_id": sub["id"]}],
+                security_groups=groups,
+                allowed_address_pairs=[{"ip_address": "10.43.0.200"}],
+            )
+
+    def listed():
+        with CaptureQueriesContext(connection) as queries:
+            response = tenant_a.api.get(f"{N}/ports?network_id={net['id']}")
+        assert response.status_code == 200
+        return response.json()["ports"], len(queries)
+
+    add_ports(3)
+    few, few_queries = listed()
+    add_ports(6)
+    ports, queries = listed()
+    assert (len(few), len(ports)) == (3, 9)
+    assert queries == few_queries
+    for port in ports:
+        assert [f["subnet_id"] for f in port["fixed_ips"]] == [sub2["id"], sub["id"]]
+        assert sorted(port["security_groups"]) == sorted(groups)
+        shown = tenant_a.api.get(f"{N}/ports/{port['id']}").json()["port"]
+        assert list(shown.items()) == list(port.items())  # same keys, same order, same values

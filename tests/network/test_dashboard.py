@@ -365,7 +365,7 @@ def test_topology_data_is_the_projects_graph(tenant_a, tenant_b, member_a, publi
 def test_network_changes_are_published_after_commit(tenant_a, monkeypatch, django_capture_on_commit_callbacks,
                                                     public):
     sent = []
-    monkeypatch.setattr(events, "send_now", lambda project_id, event: sent.append((project_id, event)))
+    monkeypatch.setattr(events, "send_many", sent.extend)
     with django_capture_on_commit_callbacks(execute=True):
         network, subnet = make_network(tenant_a.project)
         router = services.create_router(project=tenant_a.project, name="edge",

@@ -82,8 +82,7 @@ def test_specs_and_sync_build_then_delete_everything(dataplane, tenant_a, operat
     dhcp_ip = dhcp_port.fixed_ips.get().ip_address
     assert dhcp_ip not in (port_ip, sub.gateway_ip)
     assert [s.dhcp_ip for s in agent.subnet_specs(net)] == [dhcp_ip]
-    assert {(h.mac, h.ip) for h in agent.dhcp_hosts(net)} == {(port.mac_address, port_ip), (
-        services.router_interfaces(router).get().mac_address, sub.gateway_ip)}
+    assert {(h.mac, h.ip) for h in agent.dhcp_hosts(net)} == {(port.mac_address, port_ip)}  # not the router's leg
 
     res = dataplane.list_resources()
     for wanted in (
@@ -158,7 +157,7 @@ def test_changed_queues_sync_only_with_a_dataplane(settings, tenant_a, monkeypat
     from network import tasks
 
     queued = []
-    monkeypatch.setattr(tasks, "enqueue", lambda kind, object_id: queued.append((kind, object_id)))
+    monkeypatch.setattr(tasks, "enqueue", queued.extend)
     settings.NETWORK_DRIVER = "none"
     with django_capture_on_commit_callbacks(execute=True):
         services.create_network(project=tenant_a.project, name="quiet")
@@ -184,6 +183,37 @@ def test_changed_queues_sync_only_with_a_dataplane(settings, tenant_a, monkeypat
     assert ("security_group", group.pk) in queued
 
 
+def test_one_sync_per_object_per_transaction(settings, tenant_a, operator, monkeypatch,
+                                             django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from network import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "enqueue", queued.extend)
+    settings.NETWORK_DRIVER = "netns"
+    public = services.seed_public_network(operator.memberships.first().project)
+    with django_capture_on_commit_callbacks(execute=True):
+        router = services.create_router(project=tenant_a.project, external_gateway_info={"network_id": public.pk})
+    # Created, gateway set, gateway port made: one router sync; the leg has
+    # no task of its own (the router's sync plugs it; DHCP never serves it).
+    assert queued == [("router", router.pk)]
+
+    queued.clear()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        services.changed("router", "outer")
+        try:
+            with transaction.atomic():
+                services.changed("router", "outer")  # joins nothing it could lose: a batch of its own
+                services.changed("router", "inner")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        services.changed("network", "after")
+    # The rolled-back savepoint took its own changes, not the outer block's.
+    assert queued == [("router", "outer"), ("network", "after")]
+
+
 def test_sync_tasks_go_to_the_node_and_the_network_hosts_that_are_up(settings, host, monkeypatch):
     from compute.models import Host
     from network import tasks
@@ -195,8 +225,7 @@ def test_sync_tasks_go_to_the_node_and_the_network_hosts_that_are_up(settings, h
     Host.objects.filter(pk=host.pk).update(network_agent=True)
     Host.objects.create(name="gone", uri="qemu:///system", virt_type="qemu", vcpus=1, memory_mib=1, disk_gb=1,
                         network_agent=True)  # never heartbeated: down
-    tasks.enqueue("router", "r1")
-    tasks.enqueue("port", "p1")
+    tasks.enqueue([("router", "r1"), ("port", "p1")])
     assert sent == [
         ("network.tasks.sync_router", "network.node1"),
         ("network.tasks.sync_port", f"network.{host.name}"),
@@ -232,7 +261,7 @@ def test_deleting_a_member_drops_its_address_from_remote_group_rules(
     from network import tasks
 
     settings.NETWORK_DRIVER = "netns"
-    monkeypatch.setattr(tasks, "enqueue", lambda kind, object_id: getattr(agent, f"sync_{kind}")(object_id))
+    monkeypatch.setattr(tasks, "enqueue", lambda changes: [getattr(agent, f"sync_{k}")(i) for k, i in changes])
     project = tenant_a.project
     with django_capture_on_commit_callbacks(execute=True):
         net = services.create_network(project=project, name="members")

@@ -380,7 +380,7 @@ def test_every_status_change_is_published(run, tenant_a, monkeypatch):
     from core import events
 
     sent = []
-    monkeypatch.setattr(events, "send_now", lambda project_id, event: sent.append((project_id, event)))
+    monkeypatch.setattr(events, "send_many", sent.extend)
     vid = create(run, tenant_a)["id"]
     action(run, tenant_a, vid, {"os-extend": {"new_size": 2}})
     run(tenant_a.api.delete, f"{base(tenant_a)}/volumes/{vid}")
