@@ -86,18 +86,33 @@ def guest_nics(instance):
     if getattr(settings, "NETWORK_DRIVER", "none") == "none":
         return ()
     from network import agent
+    from network.services import changed
 
-    _instance_ports(instance).exclude(binding_host=settings.COMPUTE_HOST).update(
-        binding_host=settings.COMPUTE_HOST)
+    arriving = _instance_ports(instance).exclude(binding_host=settings.COMPUTE_HOST)
+    joined = set(arriving.values_list("network_id", flat=True))
+    arriving.update(binding_host=settings.COMPUTE_HOST)
     ports = list(_instance_ports(instance).select_related("network").order_by("created_at", "pk"))
     for network_id in dict.fromkeys(p.network_id for p in ports):
         agent.sync_network(network_id)
     nics = []
     for port in ports:
         agent.sync_port(port.pk)
-        nics.append(NicSpec(mac=port.mac_address, bridge=agent.bridge_for(port.network_id),
+        nics.append(NicSpec(mac=port.mac_address, bridge=agent.nic_bridge(port.network_id),
                             tap=agent.tap_name(port.pk), mtu=port.network.mtu))
+    for network_id in sorted(joined):
+        changed("network", network_id)  # the other hosts' bridges of it tunnel to this one now
     return tuple(nics)
+
+
+def _plug_nics(instance):
+    """After the guest (re)started: a new QEMU process has new taps, which
+    the network agent puts on their bridges when libvirt could not (see
+    ``network.agent.plug_ports``)."""
+    if getattr(settings, "NETWORK_DRIVER", "none") == "none":
+        return
+    from network import agent
+
+    agent.plug_ports(list(_instance_ports(instance).values_list("pk", flat=True)))
 
 
 def _ports_up(instance):
@@ -158,6 +173,7 @@ def spawn_instance(instance_id):
         Instance.objects.filter(pk=instance_id).update(progress=70)
         ensure_disk_secrets(driver, spec.disks)
         driver.spawn(spec)
+        _plug_nics(instance)
     except (DriverError, SoftTimeLimitExceeded, OSError, Exception) as exc:  # noqa: BLE001 - any failure → ERROR
         logger.exception("spawning %s", instance_id)
         _cleanup_guest(instance_id, driver, storage)
@@ -224,8 +240,12 @@ def run_action(instance_id, action, action_id, **kwargs):
     try:
         if handler is not None:
             handler(instance, action_id, driver, **kwargs)
+            if action != "delete":
+                _plug_nics(instance)
             return
         vm_state, power_state = _do(action, instance, driver, **kwargs)
+        if power_state == PowerState.RUNNING:
+            _plug_nics(instance)
     except (DriverError, SoftTimeLimitExceeded, Exception) as exc:  # noqa: BLE001 - reported as the fault
         logger.exception("%s of %s", action, instance_id)
         # Back to a stable state: what the hypervisor says now.

@@ -223,6 +223,11 @@ NETWORK_TUNNEL_IP = env("NETWORK_TUNNEL_IP", "")
 # the name of a physical interface to put on the external bridge, or "none".
 NETWORK_EXTERNAL_UPLINK = env("NETWORK_EXTERNAL_UPLINK", "namespace")
 NETWORK_STATE_DIR = env("NETWORK_STATE_DIR", str(VAR_DIR / "network"))
+# A network namespace that holds this host's bridges, VXLAN and filters in
+# place of the real host namespace; empty: the host namespace. Guests' NICs
+# are then bare taps that the agent moves in and plugs. Lets several hosts
+# share one machine (the test cloud's second hypervisor).
+NETWORK_HOST_NETNS = env("NETWORK_HOST_NETNS", "")
 COMPUTE_AVAILABILITY_ZONE = env("COMPUTE_AVAILABILITY_ZONE", "nova")
 # Over-commit a new host starts with (operators change them per host in the
 # admin). Root disks are thin copy-on-write overlays, so disk over-commits too.

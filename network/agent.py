@@ -71,6 +71,13 @@ def bridge_for(network_id: str) -> str | None:
     return None
 
 
+def nic_bridge(network_id: str) -> str | None:
+    """The bridge libvirt puts a guest's NIC on. None when this host's
+    bridges live in a namespace of their own (``NETWORK_HOST_NETNS``): libvirt
+    then makes a bare tap and :func:`plug_ports` puts it on the bridge."""
+    return None if settings.NETWORK_HOST_NETNS else bridge_for(network_id)
+
+
 def _prefixed(subnet: Subnet, address: str) -> str:
     return f"{address}/{ipaddress.ip_network(subnet.cidr).prefixlen}"
 
@@ -360,6 +367,19 @@ def sync_port(port_id: str) -> None:
         driver.delete_port_security(port_id)  # it moved away (or never was here)
         return
     driver.ensure_port_security(port_spec(port))
+    if port.binding_host == this_host():
+        driver.plug_tap(tap_name(port.pk), port.network_id)  # filtered first, then on the wire
+
+
+@_serialized
+def plug_ports(port_ids) -> None:
+    """A guest just (re)started here: its fresh taps join their bridges (a
+    no-op where libvirt plugged them itself)."""
+    driver = get_driver()
+    ports = Port.objects.filter(pk__in=port_ids, binding_host=this_host()).values_list("pk", "network_id")
+    for port_id, network_id in ports:
+        if not driver.plug_tap(tap_name(port_id), network_id):
+            logger.warning("port %s: no tap %s here to plug", port_id, tap_name(port_id))
 
 
 def ports_affected_by_group(group_id: str) -> list[str]:

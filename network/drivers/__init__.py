@@ -15,5 +15,5 @@ def get_driver(name: str | None = None):
     if name == "netns":
         from network.drivers.netns import NetnsDriver
 
-        return NetnsDriver(state_dir=Path(settings.NETWORK_STATE_DIR))
+        return NetnsDriver(state_dir=Path(settings.NETWORK_STATE_DIR), host_netns=settings.NETWORK_HOST_NETNS or None)
     raise ValueError(f"unknown NETWORK_DRIVER: {name!r}")

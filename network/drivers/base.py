@@ -341,6 +341,13 @@ class NetworkDriver:
         """Remove the port's filter."""
         raise NotImplementedError
 
+    def plug_tap(self, tap: str, network_id: str) -> bool:
+        """Put a guest's tap on its network's bridge when the hypervisor made
+        it elsewhere (a bare ``type='ethernet'`` NIC outside this host's
+        namespace). True when the tap is on the bridge, False when there is
+        no such tap (the guest is not running)."""
+        raise NotImplementedError
+
     def inventory(self, kind: str) -> set[str]:
         """Ids of the ``networks``, ``routers``, ``dhcp`` servers and ``uplinks``
         this driver made here and has not deleted (for the agent's sweep)."""

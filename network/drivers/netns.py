@@ -609,6 +609,31 @@ class NetnsDriver(NetworkDriver):
         delete_netns(ns)
         (self.state_dir / "routers" / router_id).unlink(missing_ok=True)
 
+    # --- guests' taps --------------------------------------------------
+    def plug_tap(self, tap: str, network_id: str) -> bool:
+        """With the host's bridges in the real host namespace, libvirt plugs
+        the tap itself (``type='bridge'``). With ``host_netns``, libvirt's bare
+        tap is born in the real namespace: it moves into ours (a tap keeps
+        working across namespaces; QEMU holds its file descriptor) and joins
+        the bridge."""
+        if not IFNAME_RE.match(tap):
+            raise ValueError(f"bad interface name: {tap!r}")
+        if self.host_ns is None:
+            return True
+        with ipr(None) as root:
+            outside = _index(root, tap)
+            if outside is not None:
+                _ignore(root.link, "set", index=outside, net_ns_fd=self.host_ns)
+        with ipr(self.host_ns) as ip:
+            idx, br = _index(ip, tap), _index(ip, bridge_name(network_id))
+            if idx is None:
+                return False
+            if br is None:
+                raise DataplaneError(f"bridge of network {network_id} missing (ensure_network first)")
+            _no_ipv6(tap, self.host_ns)
+            ip.link("set", index=idx, master=br, state="up")
+        return True
+
     # --- port security -------------------------------------------------
     @staticmethod
     def _port_key(port_id: str) -> str:

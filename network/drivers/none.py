@@ -38,6 +38,9 @@ class NoneDriver(NetworkDriver):
     def delete_port_security(self, port_id):
         pass
 
+    def plug_tap(self, tap, network_id):
+        return False
+
     def inventory(self, kind):
         return set()
 

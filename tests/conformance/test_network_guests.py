@@ -9,9 +9,16 @@ tests stand there as the Internet and SSH to the guests' floating IPs, so
 every probe runs inside a real guest and every packet stays inside
 namespaces the cloud made.
 
-Four guests prove it all: A1 (project A, default group, floating IP), A2
-(project A, a group allowing SSH only), B1 (project B) and P1 (straight on
-``public``, no router, as DreamCompute launches by default).
+Five guests prove it all: A1 (project A, default group, floating IP), A2
+(project A, a group allowing SSH only), B1 (project B), P1 (straight on
+``public``, no router, as DreamCompute launches by default) and A3 (project
+A, SSH only, on a second host, ``qemu2`` in zone ``real2``).
+
+The second host is a second worker whose network agent keeps its bridges,
+VXLAN and filters in a network namespace of its own, linked to the first
+host's only by a veth that carries VXLAN (``LiveCloud.add_qemu_host``). A3's
+DHCP lease, its way out through the router and every packet between it and
+A1 cross that tunnel.
 """
 
 import re
@@ -70,11 +77,17 @@ class Outside:
         return sh("ip", "netns", "exec", self.ns, "busybox", "ping", "-c", "1", "-W", "1", address,
                   check=False).returncode == 0
 
-    def ssh(self, address, command, timeout=60):
-        argv = ["ip", "netns", "exec", self.ns, "ssh", "-i", str(self.key), "-o", "BatchMode=yes",
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=10", "-o", "ControlMaster=auto",
-                "-o", f"ControlPath={self.folder}/cm-%h", "-o", "ControlPersist=300", f"root@{address}", command]
+    def ssh(self, address, command, timeout=60, via=None):
+        """``command`` as root on ``address``; ``via`` a reachable guest to
+        hop through (SSH's TCP forwarding) to a private address."""
+        options = ["-i", str(self.key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                   "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
+        if via:
+            options += ["-o", f"ProxyCommand=ssh {' '.join(options)} -W %h:%p root@{via}"]
+        else:
+            options += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.folder}/cm-%h",
+                        "-o", "ControlPersist=300"]
+        argv = ["ip", "netns", "exec", self.ns, "ssh", *options, f"root@{address}", command]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
     def close(self):
@@ -118,10 +131,15 @@ def build_project(cli, tag, cidr, key, user_data):
     return {"net": net, "subnet": subnet, "router": router}
 
 
-def launch(cli, name, network, keyname, user_data, *extra):
-    return cli.json("server", "create", "--availability-zone", "real", "--flavor", "gp1.semisonic", "--image",
+def launch(cli, name, network, keyname, user_data, *extra, zone="real"):
+    return cli.json("server", "create", "--availability-zone", zone, "--flavor", "gp1.semisonic", "--image",
                     "tiny-linux", "--network", network, "--key-name", keyname, "--user-data", str(user_data),
                     *extra, name)
+
+
+def host_links(netns):
+    """The second host's bridges, VXLAN devices and taps (by name)."""
+    return sh("ip", "-n", netns, "-o", "link", "show").stdout
 
 
 def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, tmp_path):
@@ -130,6 +148,7 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
     user_data.write_text(USER_DATA)
     public = cli_a.json("network", "show", "public")
     outside = Outside(f"qext-{public['id']}", key, tmp_path)
+    second = live_cloud.add_qemu_host("qemu2", "real2")
 
     a = build_project(cli_a, "a", "10.10.0.0/24", key, user_data)
     b = build_project(cli_b, "b", "10.20.0.0/24", key, user_data)
@@ -146,8 +165,10 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
     launch(cli_a, "A2", "net-a", "key-a", user_data, "--security-group", "ssh-only")
     launch(cli_b, "B1", "net-b", "key-b", user_data)
     launch(cli_b, "P1", "public", "key-b", user_data)
+    launch(cli_a, "A3", "net-a", "key-a", user_data, "--security-group", "ssh-only", zone="real2")
     try:
-        guests = {"A1": (cli_a, "net-a"), "A2": (cli_a, "net-a"), "B1": (cli_b, "net-b"), "P1": (cli_b, "public")}
+        guests = {"A1": (cli_a, "net-a"), "A2": (cli_a, "net-a"), "B1": (cli_b, "net-b"), "P1": (cli_b, "public"),
+                  "A3": (cli_a, "net-a")}
         ips = {}
         for name, (cli, network) in guests.items():
             log = wait_for(lambda c=cli, n=name: (lambda text: text if "PROBE outside" in text else None)(
@@ -175,7 +196,14 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
         assert [p["Status"] for p in ports] == ["ACTIVE"]
         taps = ["tap" + p["ID"][:11] for name, (cli, _) in guests.items()
                 for p in cli.json("port", "list", "--server", name)]
-        assert len(taps) == 4
+        assert len(taps) == 5
+        # A3 runs on the second host: its tap and its network's bridge and
+        # VXLAN device live in that host's namespace, not in the first's.
+        a3_tap = taps[-1]
+        links = host_links(second)
+        net_a_bridge = "dcbr-" + a["net"]["id"].replace("-", "")[:10]
+        assert a3_tap in links and net_a_bridge in links and "dcvx" in links, links
+        assert a3_tap not in sh("ip", "-o", "link", "show").stdout
 
         # Nothing from the outside reaches a private address; a floating IP does.
         assert not outside.ping(ips["A1"])
@@ -194,14 +222,22 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
         def a1_pings(address):
             return outside.ssh(fip, f"ping -c 1 -W 1 {address} >/dev/null && echo yes || echo no").stdout.strip()
 
+        # ...on this host (A2) and on the other, across the tunnel (A3),
+        # where the second host's agent enforces the same group.
         assert a1_pings(ips["A2"]) == "no"
+        assert a1_pings(ips["A3"]) == "no"
         rule = cli_a.json("security group", "rule", "create", "--protocol", "icmp", "ssh-only")
         started = time.monotonic()
         wait_for(lambda: a1_pings(ips["A2"]) == "yes", 10, "the ICMP rule to be enforced")
         enforced_after = time.monotonic() - started
+        wait_for(lambda: a1_pings(ips["A3"]) == "yes", 10, "the ICMP rule to be enforced on the second host")
         cli_a.run("security group", "rule", "delete", rule["id"])
         wait_for(lambda: a1_pings(ips["A2"]) == "no", 10, "the ICMP rule's removal to be enforced")
+        wait_for(lambda: a1_pings(ips["A3"]) == "no", 10, "the removal to be enforced on the second host")
         print(f"security-group rule enforced after {enforced_after:.2f} s (including an SSH round trip)")
+        # SSH is allowed: through A1 and the tunnel, a login on A3 (its key from its own config drive).
+        hop = outside.ssh(ips["A3"], "hostname; id -u", via=fip)
+        assert hop.stdout.split() == ["a3", "0"], hop
 
         # Project B's guest is not reachable from project A's, even by its private address.
         assert a1_pings(ips["B1"]) == "no"
@@ -219,7 +255,7 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
         cli_a.run("floating ip", "delete", fip)
     finally:
         outside.close()
-        for name, cli in (("A1", cli_a), ("A2", cli_a), ("B1", cli_b), ("P1", cli_b)):
+        for name, cli in (("A1", cli_a), ("A2", cli_a), ("B1", cli_b), ("P1", cli_b), ("A3", cli_a)):
             cli.run("server", "delete", "--wait", name, expect_ok=False)
 
     # Tear the networks down through the API; the agent leaves nothing of them behind.
@@ -240,12 +276,18 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
                     found.append(needle)
         # The guests' taps and their filters (by name: other clouds on this machine may use the same CIDRs).
         found += [tap for tap in taps if tap in ruleset or tap in names]
+        # The second host's agent removed its bridge, tunnel, tap and filter of net-a too.
+        there = host_links(second) + sh("ip", "netns", "exec", second, "nft", "list", "ruleset").stdout
+        found += [f"{second}:{n}" for n in ("dcbr-", "dcvx", *taps) if n in there]
         return found
 
     deadline = time.monotonic() + 30
     while leftovers() and time.monotonic() < deadline:
         time.sleep(1)
     if leftovers():
-        log = (live_cloud.folder / "worker-qemu1.log").read_text()
-        print("\n".join(line for line in log.splitlines() if "rror" in line or "Traceback" in line)[-6000:])
+        for worker in ("worker-qemu1", "worker-qemu2"):
+            log = (live_cloud.folder / f"{worker}.log").read_text()
+            print("\n".join(line for line in log.splitlines() if "rror" in line or "Traceback" in line)[-6000:])
     assert leftovers() == []
+    live_cloud.remove_host("qemu2")
+    assert second not in sh("ip", "netns", "list").stdout

@@ -372,6 +372,35 @@ def test_vxlan_carries_one_network_between_two_hosts(netns_driver):
             sh("ip", "netns", "del", h, check=False)
 
 
+def test_a_tap_made_outside_the_host_namespace_is_moved_in_and_plugged(netns_driver):
+    """libvirt makes a bare tap in the real namespace for a host whose bridges
+    live in a namespace of their own; plug_tap moves it there, onto the bridge."""
+    from network.drivers.netns import NetnsDriver
+
+    host = TEST_NS + new_id("h")[:8]
+    ensure_test_ns(host)
+    net = NetworkSpec(new_id("tp-"), vni=4343, mtu=1450)
+    d = NetnsDriver(netns_driver.state_dir, host_netns=host)
+    tap = "dctap" + new_id("")[:8]
+    try:
+        d.ensure_network(net)
+        assert d.plug_tap(tap, net.id) is False  # no guest running: nothing to plug
+        sh("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+        assert d.plug_tap(tap, net.id) is True
+        assert tap not in sh("ip", "-o", "link", "show").stdout
+        inside = sh("ip", "-n", host, "-o", "link", "show", tap).stdout
+        assert f"master {bridge_name(net.id)}" in inside and ",UP" in inside, inside
+        assert d.plug_tap(tap, net.id) is True  # again: nothing to change
+        with pytest.raises(ValueError):
+            d.plug_tap("tap; rm -rf", net.id)
+        assert NetnsDriver(netns_driver.state_dir).plug_tap(tap, net.id) is True  # libvirt's own plug
+    finally:
+        sh("ip", "-n", host, "link", "del", tap, check=False)
+        sh("ip", "link", "del", tap, check=False)
+        d.delete_network(net.id)
+        sh("ip", "netns", "del", host, check=False)
+
+
 def test_bad_specs_are_rejected_before_touching_the_host():
     with pytest.raises(ValueError):
         SubnetSpec("s", "n", "10.0.0.1/24")  # host bits
