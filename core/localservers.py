@@ -1,6 +1,7 @@
 """Start and stop throwaway servers in a folder: PostgreSQL, Redis and a
 one-node Ceph on free loopback ports, run in the foreground as child
-processes and stopped by PID.
+processes and stopped by PID; and extra hypervisors' host namespaces
+(:class:`HostNamespaces`).
 
 Used by the test suite's session set-up (tests/plugin.py) and by
 ``make allinone`` (scripts/allinone). Nothing here is imported by the web
@@ -52,6 +53,80 @@ def stop(proc, timeout=10, sig=signal.SIGTERM):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class HostNamespaces:
+    """Extra hypervisors on this one machine, for the test cloud and
+    ``HOSTS=n make allinone``: host 1 is the machine's own network namespace;
+    host ``k`` ≥ 2 is a namespace ``dch<tag>-<k>`` where its network agent
+    keeps its bridges, VXLAN devices and filters (``NETWORK_HOST_NETNS``).
+
+    The hosts meet on an underlay that carries VXLAN only: a bridge inside a
+    namespace of its own (``dcsw<tag>``, the "switch"), one veth from it to
+    each host, addresses 10.254.<subnet>.<k>/24. Host 1's address is on a
+    veth, never on a bridge, and nothing is routed or forwarded between
+    namespaces. Needs root (ip)."""
+
+    def __init__(self, tag, subnet):
+        self.tag, self.subnet = str(tag), int(subnet) % 250
+        self.switch = f"dcsw{self.tag}"
+        self.plugged = set()
+
+    def tunnel_ip(self, k):
+        return f"10.254.{self.subnet}.{k}"
+
+    def netns(self, k):
+        return f"dch{self.tag}-{k}"
+
+    def _link(self, k):
+        return f"dcul{self.tag}{k}"  # the switch's end of host k's veth
+
+    def _switch(self):
+        if self.switch in _ip("netns", "list"):
+            return
+        _ip("netns", "add", self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+
+    def add(self, k):
+        """Plug host ``k`` (1: this machine's namespace) into the underlay;
+        the environment its worker needs."""
+        inside = None if k == 1 else self.netns(k)
+        env = {"NETWORK_TUNNEL_IP": self.tunnel_ip(k), **({"NETWORK_HOST_NETNS": inside} if inside else {})}
+        if k in self.plugged:
+            return env
+        self._switch()
+        if inside:
+            _ip("netns", "add", inside)
+            _ip("-n", inside, "link", "set", "lo", "up")
+        host_side = ["ip", "-n", inside] if inside else ["ip"]
+        name = "ul0" if inside else f"dcul{self.tag}h"
+        _ip("-n", self.switch, "link", "add", self._link(k), "type", "veth", "peer", "name", name,
+            "netns", inside or "1")
+        _ip("-n", self.switch, "link", "set", self._link(k), "master", "br0", "up")
+        subprocess.run([*host_side, "addr", "add", f"{self.tunnel_ip(k)}/24", "dev", name], check=True)
+        subprocess.run([*host_side, "link", "set", name, "up"], check=True)
+        self.plugged.add(k)
+        return env
+
+    def remove(self, k):
+        """Unplug host ``k`` and delete its namespace (its agent's teardown first)."""
+        self.plugged.discard(k)
+        subprocess.run(["ip", "-n", self.switch, "link", "del", self._link(k)], capture_output=True)
+        if k != 1:
+            subprocess.run(["ip", "netns", "del", self.netns(k)], capture_output=True)
+
+    def remove_all(self):
+        """Every host namespace and the switch (host 1's veth goes with it)."""
+        for name in _ip("netns", "list").split():
+            if name.startswith(f"dch{self.tag}-"):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
+        self.plugged.clear()
+
+
+def _ip(*args):
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
 
 
 def _pg_bin(name):

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.localservers import free_port, stop, wait_for_port
+from core.localservers import HostNamespaces, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,8 @@ class LiveCloud:
         self.named = {}  # process name -> Popen (the latest one)
         self.recipes = {}  # process name -> (argv, extra env), to respawn it
         self.env = None
-        self.extra_hosts = {}  # host name -> its network namespace (add_qemu_host)
+        self.extra_hosts = {}  # host name -> its number on the underlay (add_qemu_host)
+        self.underlay = HostNamespaces(self.port, self.port)
 
     def start(self):
         from core.localservers import PostgreSQL
@@ -77,49 +78,38 @@ class LiveCloud:
                                 {"NETWORK_DRIVER": "none"})
         qemu_log = self.spawn("worker-qemu1", self.worker_argv("compute.qemu1,network.qemu1", "qemu1@localhost"), {
             "COMPUTE_HOST": "qemu1", "LIBVIRT_URI": "qemu:///system", "COMPUTE_AVAILABILITY_ZONE": "real",
-            "NETWORK_TUNNEL_IP": self.underlay_ip(1)})
+            "NETWORK_TUNNEL_IP": self.underlay.tunnel_ip(1)})
         wait_for_port(self.port, proc=self.procs[0], what="the live web server")
         self._wait_for_line(worker_log, "ready.", self.procs[1])
         self._wait_for_line(qemu_log, "ready.", self.procs[2])
         return self
 
-    # --- a second hypervisor, its network in a namespace of its own ---------
-
-    def underlay_ip(self, n):
-        """Host ``n``'s VXLAN address on this cloud's underlay link (host 1
-        is the real host namespace, the others are namespaces)."""
-        return f"10.254.{self.port % 250}.{n}"
+    # --- more hypervisors, each with its network in a namespace of its own ----
 
     def add_qemu_host(self, name, zone):
         """A second QEMU host on this machine, as close to a separate
         hypervisor as one machine allows: its worker's network agent keeps
-        its bridges, VXLAN and filters in a network namespace of its own
-        (``NETWORK_HOST_NETNS``), reached from the first host's over a veth
-        "underlay" that carries only VXLAN; its guests (on the same libvirtd)
-        get bare taps that the agent moves into that namespace. Guests on
-        the two hosts then share a network only through VXLAN."""
-        netns, underlay = f"dch{self.port}", f"dcu{self.port}"
-        self.extra_hosts[name] = netns
-        subprocess.run(["ip", "netns", "add", netns], check=True)
-        subprocess.run(["ip", "link", "add", f"{underlay}a", "type", "veth", "peer", "name", f"{underlay}b",
-                        "netns", netns], check=True)
-        for ns, link, n in ((None, f"{underlay}a", 1), (netns, f"{underlay}b", 2)):
-            prefix = ["ip", "-n", ns] if ns else ["ip"]
-            subprocess.run([*prefix, "addr", "add", f"{self.underlay_ip(n)}/24", "dev", link], check=True)
-            subprocess.run([*prefix, "link", "set", link, "up"], check=True)
-        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-        log = self.spawn(f"worker-{name}", self.worker_argv(f"compute.{name},network.{name}", f"{name}@localhost"), {
+        its bridges, VXLAN and filters in a network namespace of its own,
+        joined to the first host's only by an underlay that carries VXLAN
+        (:class:`core.localservers.HostNamespaces`); its guests (on the same
+        libvirtd) get bare taps that the agent moves into that namespace.
+        Guests on the two hosts then share a network only through VXLAN."""
+        self.underlay.add(1)  # the first host's tunnel address (its NETWORK_TUNNEL_IP since start)
+        k = max(self.extra_hosts.values(), default=1) + 1
+        env = self.underlay.add(k)
+        self.extra_hosts[name] = k
+        worker = f"worker-{name}"
+        log = self.spawn(worker, self.worker_argv(f"compute.{name},network.{name}", f"{name}@localhost"), {
             "COMPUTE_HOST": name, "LIBVIRT_URI": "qemu:///system", "COMPUTE_AVAILABILITY_ZONE": zone,
-            "NETWORK_HOST_NETNS": netns, "NETWORK_TUNNEL_IP": self.underlay_ip(2),
-            "NETWORK_STATE_DIR": str(self.folder / f"network-{name}")})
-        self._wait_for_line(log, "ready.", self.named[f"worker-{name}"])
-        return netns
+            "NETWORK_STATE_DIR": str(self.folder / f"network-{name}"), **env})
+        self._wait_for_line(log, "ready.", self.named[worker])
+        return env["NETWORK_HOST_NETNS"]
 
     def remove_host(self, name):
         """The host leaves the cloud: its worker stops, its agent's own
-        resources go (``teardown_host``), the host row stops being a VXLAN
-        peer, and its namespace and underlay are deleted."""
-        netns = self.extra_hosts.pop(name)
+        resources go (``teardown_host``), its row stops being a VXLAN peer,
+        and its namespace leaves the underlay."""
+        k = self.extra_hosts.pop(name)
         proc = self.named.pop(f"worker-{name}", None)
         if proc is not None:
             stop(proc)
@@ -127,8 +117,7 @@ class LiveCloud:
         self._teardown_agent(f"worker-{name}")
         self.manage("shell", "-c", "from compute.models import Host\n"
                     f"Host.objects.filter(name={name!r}).update(enabled=False, network_agent=False, tunnel_ip=None)")
-        subprocess.run(["ip", "link", "del", f"dcu{self.port}a"], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+        self.underlay.remove(k)
 
     def _teardown_agent(self, worker):
         """What the worker's network agent built on this machine, and only that."""
@@ -214,6 +203,7 @@ class LiveCloud:
     def stop(self):
         for name in list(self.extra_hosts):
             self.remove_host(name)
+        self.underlay.remove_all()
         for proc in reversed(self.procs):
             stop(proc)
         self.procs.clear()
