@@ -23,8 +23,9 @@ from billing import quotas
 from billing.choices import QuotaResource
 from core.openstack.errors import APIError
 from dashboard.views import (
+    attempt,
     can_change,
-    confirm,
+    confirmed,
     member_required,
     render_table,
     safe_next,
@@ -84,10 +85,6 @@ def redirect_after(request, to):
 def is_partial(request):
     """htmx asked for the form alone (the dialog), not the whole page."""
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
-
-
-def failed(request, exc):
-    messages.error(request, str(exc.detail))
 
 
 # --- Instances --------------------------------------------------------------------
@@ -213,11 +210,8 @@ def instance_action(request, instance_id, action):
     if action not in tables.POST_ACTIONS:
         raise Http404("No such action.")
     instance = get_instance(request, instance_id)
-    try:
-        services.begin_action(instance, action, user=request.user)
-        messages.success(request, f"{ACTIONS[action].label}: {instance.name}.")
-    except APIError as exc:
-        failed(request, exc)
+    attempt(request, lambda: services.begin_action(instance, action, user=request.user),
+            f"{ACTIONS[action].label}: {instance.name}.")
     return redirect(safe_next(request, reverse("compute:instances")))
 
 
@@ -238,17 +232,11 @@ def instance_snapshot(request, instance_id):
 @require_http_methods(["GET", "POST"])
 def instance_delete(request, instance_id):
     instance = get_instance(request, instance_id)
-    back = reverse("compute:instances")
-    if request.method == "POST":
-        try:
-            services.delete_instance(instance, user=request.user)
-            messages.success(request, f"Deleting {instance.name}.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete instance",
-                   message=f"Delete the instance {instance.name}? Its disk is destroyed and cannot be recovered.",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete instance",
+                     message=f"Delete the instance {instance.name}? Its disk is destroyed and cannot be recovered.",
+                     back=reverse("compute:instances"),
+                     call=lambda: services.delete_instance(instance, user=request.user),
+                     success=f"Deleting {instance.name}.")
 
 
 BULK_ACTIONS = {"stop": "Stop", "delete": "Delete"}
@@ -370,16 +358,9 @@ def image_upload(request, image_id):
 @require_http_methods(["GET", "POST"])
 def image_delete(request, image_id):
     image = managed_image(request, image_id)
-    back = reverse("compute:images")
-    if request.method == "POST":
-        try:
-            images.delete_image(image)
-            messages.success(request, f"Image {image} deleted.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete image", message=f"Delete the image {image}? Its data is removed.",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete image", message=f"Delete the image {image}? Its data is removed.",
+                     back=reverse("compute:images"), call=lambda: images.delete_image(image),
+                     success=f"Image {image} deleted.")
 
 
 # --- Admin: Hypervisors and All Instances ------------------------------------------------

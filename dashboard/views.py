@@ -87,6 +87,30 @@ def service_errors(form):
         form.add_error(None, str(exc.detail))
 
 
+def attach_error(form, message, hints=()):
+    """Put a service's refusal on the field it is about, else on the form.
+    ``hints`` are ``(words, field)`` pairs, the first whose words the message
+    contains wins; a quota refusal is about the whole request, never one field."""
+    lowered = message.lower()
+    if not lowered.startswith("quota exceeded"):
+        for words, field in hints:
+            if words in lowered and field in form.fields:
+                form.add_error(field, message)
+                return
+    form.add_error(None, message)
+
+
+def service_form_errors(form, call, hints=()):
+    """Run ``call``; a service's refusal lands on ``form``, on the field it
+    names (``attach_error``). Returns the call's result, or None when it was
+    refused."""
+    try:
+        return call()
+    except APIError as exc:
+        attach_error(form, str(exc.detail), hints)
+        return None
+
+
 MAX_PER_PAGE = 200
 
 
@@ -108,6 +132,30 @@ def confirm(request, *, title, message, action, cancel_url, next_url=None):
     """The confirmation page shown before a POST that destroys something."""
     return render(request, "dashboard/confirm.html", {
         "title": title, "message": message, "action": action, "cancel_url": cancel_url, "next_url": next_url})
+
+
+def attempt(request, call, success):
+    """Run ``call`` (one service call) and say how it went: ``success`` (a
+    message, or a function of the call's result that makes one), or the
+    service's refusal (an ``APIError``) as an error. Returns whether it worked."""
+    try:
+        result = call()
+    except APIError as exc:
+        messages.error(request, str(exc.detail))
+        return False
+    messages.success(request, success(result) if callable(success) else success)
+    return True
+
+
+def confirmed(request, *, title, message, back, call, success, refused=None):
+    """A destructive action behind a confirmation page: GET shows the page
+    (Cancel goes ``back``); POST ``attempt``s ``call`` and goes ``back``, or
+    to ``refused`` (default ``back``) when the service refused."""
+    if request.method != "POST":
+        return confirm(request, title=title, message=message, action=request.path, cancel_url=back)
+    if attempt(request, call, success):
+        return redirect(back)
+    return redirect(refused or back)
 
 
 def safe_next(request, default):
@@ -194,12 +242,9 @@ def keypair_import(request):
 @require_http_methods(["GET", "POST"])
 def keypair_delete(request, keypair_id):
     keypair = get_object_or_404(KeyPair, pk=keypair_id, user=request.user)
-    if request.method == "POST":
-        compute.delete_keypair(keypair, request.project)
-        messages.success(request, f"Key pair {keypair.name} deleted.")
-        return redirect("dashboard:keypairs")
-    return confirm(request, title="Delete key pair", message=f"Delete the key pair {keypair.name}?",
-                   action=request.path, cancel_url=reverse("dashboard:keypairs"))
+    return confirmed(request, title="Delete key pair", message=f"Delete the key pair {keypair.name}?",
+                     back=reverse("dashboard:keypairs"), call=lambda: compute.delete_keypair(keypair, request.project),
+                     success=f"Key pair {keypair.name} deleted.")
 
 
 # --- Admin: Flavors ----------------------------------------------------------------
@@ -234,13 +279,10 @@ def admin_flavor_create(request):
 @require_http_methods(["GET", "POST"])
 def admin_flavor_delete(request, flavor_id):
     flavor = get_object_or_404(Flavor, pk=flavor_id)
-    if request.method == "POST":
-        compute.delete_flavor(flavor)
-        messages.success(request, f"Flavor {flavor.name} deleted.")
-        return redirect("dashboard:admin-flavors")
-    return confirm(request, title="Delete flavor",
-                   message=f"Delete the flavor {flavor.name}? Running instances keep their sizes.",
-                   action=request.path, cancel_url=reverse("dashboard:admin-flavors"))
+    return confirmed(request, title="Delete flavor",
+                     message=f"Delete the flavor {flavor.name}? Running instances keep their sizes.",
+                     back=reverse("dashboard:admin-flavors"), call=lambda: compute.delete_flavor(flavor),
+                     success=f"Flavor {flavor.name} deleted.")
 
 
 @staff_required
@@ -264,17 +306,11 @@ def admin_flavor_access(request, flavor_id):
 def admin_flavor_access_remove(request, flavor_id, project_id):
     flavor = get_object_or_404(Flavor, pk=flavor_id)
     project = get_object_or_404(Project, pk=project_id)
-    back = reverse("dashboard:admin-flavor-access", kwargs={"flavor_id": flavor.pk})
-    if request.method == "POST":
-        try:
-            compute.remove_flavor_access(flavor, project)
-            messages.success(request, f"Project {project.name} may no longer use {flavor.name}.")
-        except APIError as exc:
-            messages.error(request, str(exc.detail))
-        return redirect(back)
-    return confirm(request, title="Remove flavor access",
-                   message=f"Stop offering {flavor.name} to project {project.name}?", action=request.path,
-                   cancel_url=back)
+    return confirmed(request, title="Remove flavor access",
+                     message=f"Stop offering {flavor.name} to project {project.name}?",
+                     back=reverse("dashboard:admin-flavor-access", kwargs={"flavor_id": flavor.pk}),
+                     call=lambda: compute.remove_flavor_access(flavor, project),
+                     success=f"Project {project.name} may no longer use {flavor.name}.")
 
 
 # --- Identity: Projects ------------------------------------------------------------

@@ -348,6 +348,12 @@ def _filtered_here(port: Port) -> bool:
     return port.binding_host == this_host() or (not port.binding_host and is_network_node())
 
 
+def _ports_filtered_here(node: bool):
+    """The ports :func:`_filtered_here` would say yes to, as a queryset."""
+    bound = Q(binding_host=this_host()) | Q(binding_host="") if node else Q(binding_host=this_host())
+    return Port.objects.filter(bound)
+
+
 @_serialized
 def sync_port(port_id: str) -> None:
     """The port's filter (security groups, anti-spoofing) when its guest is on
@@ -420,12 +426,6 @@ def _networks_here(node: bool) -> set[str]:
     if node:
         return set(Network.objects.values_list("pk", flat=True))
     return set(Port.objects.filter(binding_host=this_host()).values_list("network_id", flat=True))
-
-
-def _ports_filtered_here(node: bool):
-    """The ports whose filter this host holds (see :func:`_filtered_here`)."""
-    bound = Q(binding_host=this_host()) | Q(binding_host="") if node else Q(binding_host=this_host())
-    return Port.objects.filter(bound)
 
 
 @_serialized

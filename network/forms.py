@@ -2,7 +2,7 @@
 address per line); every rule that matters (CIDR, overlap, gateway inside
 the subnet, pools, rule validity, quotas) lives in network/services.py, whose
 refusals the views attach to the form, on the field they name when they name
-one (``attach_error``)."""
+one (``FIELD_HINTS``)."""
 
 import re
 
@@ -31,16 +31,6 @@ FIELD_HINTS = (
     ("ports must", "port_range_min"), ("icmp", "port_range_min"), ("protocol", "protocol"),
     ("remote_ip_prefix", "remote_ip_prefix"), ("ethertype", "ethertype"),
 )
-
-
-def attach_error(form, message):
-    """Put a service's refusal on the field it is about, else on the form."""
-    lowered = message.lower()
-    for hint, field in FIELD_HINTS:
-        if hint in lowered and field in form.fields:
-            form.add_error(field, message)
-            return
-    form.add_error(None, message)
 
 
 def lines(text):

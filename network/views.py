@@ -21,8 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from compute.models import Instance
-from core.openstack.errors import APIError
-from dashboard.views import can_change, confirm, member_required, render_table
+from dashboard.views import attempt, can_change, confirmed, member_required, render_table, service_form_errors
 
 from . import forms, services, tables
 from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet
@@ -32,20 +31,6 @@ def page_context(request, **extra):
     """What every Network page shows besides its own data: whether the user
     may change things, and whether there is a dataplane at all."""
     return {"can_change": can_change(request), "no_dataplane": settings.NETWORK_DRIVER == "none", **extra}
-
-
-def failed(request, exc):
-    messages.error(request, str(exc.detail))
-
-
-def service_form_errors(form, call):
-    """Run ``call``; a service's refusal lands on ``form`` (on the field it
-    names). Returns the call's result, or None when it was refused."""
-    try:
-        return call()
-    except APIError as exc:
-        forms.attach_error(form, str(exc.detail))
-        return None
 
 
 # --- Networks --------------------------------------------------------------------------
@@ -116,7 +101,7 @@ def network_create(request):
                                            **form.subnet_arguments())
                 return network
 
-        network = service_form_errors(form, create)
+        network = service_form_errors(form, create, forms.FIELD_HINTS)
         if network is not None:
             messages.success(request, f"Network {network} created.")
             return redirect("network:network-detail", network_id=network.pk)
@@ -127,17 +112,10 @@ def network_create(request):
 @require_http_methods(["GET", "POST"])
 def network_delete(request, network_id):
     network = own_network(request, network_id)
-    back = reverse("network:networks")
-    if request.method == "POST":
-        try:
-            services.delete_network(network)
-            messages.success(request, f"Network {network} deleted.")
-        except APIError as exc:
-            failed(request, exc)
-            return redirect("network:network-detail", network_id=network.pk)
-        return redirect(back)
-    return confirm(request, title="Delete network",
-                   message=f"Delete the network {network} and its subnets?", action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete network", message=f"Delete the network {network} and its subnets?",
+                     back=reverse("network:networks"), call=lambda: services.delete_network(network),
+                     success=f"Network {network} deleted.",
+                     refused=reverse("network:network-detail", args=[network.pk]))
 
 
 @member_required
@@ -147,7 +125,7 @@ def subnet_create(request, network_id):
     form = forms.SubnetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         subnet = service_form_errors(form, lambda: services.create_subnet(
-            project=request.project, network_id=network.pk, **form.subnet_arguments()))
+            project=request.project, network_id=network.pk, **form.subnet_arguments()), forms.FIELD_HINTS)
         if subnet is not None:
             messages.success(request, f"Subnet {subnet.cidr} added to {network}.")
             return redirect("network:network-detail", network_id=network.pk)
@@ -159,16 +137,9 @@ def subnet_create(request, network_id):
 def subnet_delete(request, network_id, subnet_id):
     network = own_network(request, network_id)
     subnet = get_object_or_404(network.subnets.filter(project=request.project), pk=subnet_id)
-    back = reverse("network:network-detail", args=[network.pk])
-    if request.method == "POST":
-        try:
-            services.delete_subnet(subnet)
-            messages.success(request, f"Subnet {subnet.cidr} deleted.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete subnet", message=f"Delete the subnet {subnet.cidr} of {network}?",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete subnet", message=f"Delete the subnet {subnet.cidr} of {network}?",
+                     back=reverse("network:network-detail", args=[network.pk]),
+                     call=lambda: services.delete_subnet(subnet), success=f"Subnet {subnet.cidr} deleted.")
 
 
 # --- Routers ---------------------------------------------------------------------------
@@ -217,7 +188,7 @@ def router_create(request):
         external = form.cleaned_data["external_network"]
         router = service_form_errors(form, lambda: services.create_router(
             project=request.project, name=form.cleaned_data["name"],
-            external_gateway_info={"network_id": external.pk} if external else None))
+            external_gateway_info={"network_id": external.pk} if external else None), forms.FIELD_HINTS)
         if router is not None:
             messages.success(request, f"Router {router} created.")
             return redirect("network:router-detail", router_id=router.pk)
@@ -228,17 +199,9 @@ def router_create(request):
 @require_http_methods(["GET", "POST"])
 def router_delete(request, router_id):
     router = project_router(request, router_id)
-    back = reverse("network:routers")
-    if request.method == "POST":
-        try:
-            services.delete_router(router)
-            messages.success(request, f"Router {router} deleted.")
-        except APIError as exc:
-            failed(request, exc)
-            return redirect("network:router-detail", router_id=router.pk)
-        return redirect(back)
-    return confirm(request, title="Delete router", message=f"Delete the router {router}?", action=request.path,
-                   cancel_url=back)
+    return confirmed(request, title="Delete router", message=f"Delete the router {router}?",
+                     back=reverse("network:routers"), call=lambda: services.delete_router(router),
+                     success=f"Router {router} deleted.", refused=reverse("network:router-detail", args=[router.pk]))
 
 
 @member_required
@@ -248,12 +211,9 @@ def router_gateway_set(request, router_id):
     form = forms.GatewayForm(request.POST, project=request.project)
     if form.is_valid():
         network = form.cleaned_data["external_network"]
-        try:
-            services.set_gateway(router, project=request.project, info={
-                "network_id": network.pk, "enable_snat": form.cleaned_data["enable_snat"]})
-            messages.success(request, f"Router {router} now has its gateway on {network}.")
-        except APIError as exc:
-            failed(request, exc)
+        attempt(request, lambda: services.set_gateway(router, project=request.project, info={
+            "network_id": network.pk, "enable_snat": form.cleaned_data["enable_snat"]}),
+            f"Router {router} now has its gateway on {network}.")
     else:
         messages.error(request, "Choose an external network.")
     return redirect("network:router-detail", router_id=router.pk)
@@ -263,11 +223,7 @@ def router_gateway_set(request, router_id):
 @require_POST
 def router_gateway_clear(request, router_id):
     router = project_router(request, router_id)
-    try:
-        services.clear_gateway(router)
-        messages.success(request, f"The gateway of {router} is cleared.")
-    except APIError as exc:
-        failed(request, exc)
+    attempt(request, lambda: services.clear_gateway(router), f"The gateway of {router} is cleared.")
     return redirect("network:router-detail", router_id=router.pk)
 
 
@@ -278,11 +234,8 @@ def router_interface_add(request, router_id):
     form = forms.InterfaceForm(request.POST, project=request.project, router=router)
     if form.is_valid():
         subnet = form.cleaned_data["subnet"]
-        try:
-            services.add_router_interface(router, project=request.project, subnet_id=subnet.pk)
-            messages.success(request, f"Router {router} is now on {subnet.cidr}.")
-        except APIError as exc:
-            failed(request, exc)
+        attempt(request, lambda: services.add_router_interface(router, project=request.project, subnet_id=subnet.pk),
+                f"Router {router} is now on {subnet.cidr}.")
     else:
         messages.error(request, "Choose one of the project's subnets that the router is not on yet.")
     return redirect("network:router-detail", router_id=router.pk)
@@ -292,11 +245,8 @@ def router_interface_add(request, router_id):
 @require_POST
 def router_interface_remove(request, router_id, port_id):
     router = project_router(request, router_id)
-    try:
-        services.remove_router_interface(router, project=request.project, port_id=port_id)
-        messages.success(request, f"Interface removed from {router}.")
-    except APIError as exc:
-        failed(request, exc)
+    attempt(request, lambda: services.remove_router_interface(router, project=request.project, port_id=port_id),
+            f"Interface removed from {router}.")
     return redirect("network:router-detail", router_id=router.pk)
 
 
@@ -337,7 +287,8 @@ def security_group_create(request):
     form = forms.SecurityGroupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         group = service_form_errors(form, lambda: services.create_security_group(
-            project=request.project, name=form.cleaned_data["name"], description=form.cleaned_data["description"]))
+            project=request.project, name=form.cleaned_data["name"], description=form.cleaned_data["description"]),
+            forms.FIELD_HINTS)
         if group is not None:
             messages.success(request, f"Security group {group} created.")
             return redirect("network:security-group-detail", group_id=group.pk)
@@ -348,16 +299,9 @@ def security_group_create(request):
 @require_http_methods(["GET", "POST"])
 def security_group_delete(request, group_id):
     group = project_group(request, group_id)
-    back = reverse("network:security-groups")
-    if request.method == "POST":
-        try:
-            services.delete_security_group(group)
-            messages.success(request, f"Security group {group} deleted.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete security group", message=f"Delete the security group {group}?",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete security group", message=f"Delete the security group {group}?",
+                     back=reverse("network:security-groups"), call=lambda: services.delete_security_group(group),
+                     success=f"Security group {group} deleted.")
 
 
 @member_required
@@ -373,16 +317,14 @@ def rule_create(request, group_id):
             return redirect("network:security-group-detail", group_id=group.pk)
         arguments = {"direction": "ingress", "ethertype": "IPv4", "remote_ip_prefix": "0.0.0.0/0",
                      **{k: v for k, v in preset.items() if k != "label"}}
-        try:
-            services.create_security_group_rule(project=request.project, security_group_id=group.pk, **arguments)
-            messages.success(request, f"Rule {preset['label']} added to {group}.")
-        except APIError as exc:
-            failed(request, exc)
+        attempt(request, lambda: services.create_security_group_rule(
+            project=request.project, security_group_id=group.pk, **arguments),
+            f"Rule {preset['label']} added to {group}.")
         return redirect("network:security-group-detail", group_id=group.pk)
     form = forms.RuleForm(request.POST, project=request.project)
     if form.is_valid():
         rule = service_form_errors(form, lambda: services.create_security_group_rule(
-            project=request.project, security_group_id=group.pk, **form.rule_arguments()))
+            project=request.project, security_group_id=group.pk, **form.rule_arguments()), forms.FIELD_HINTS)
         if rule is not None:
             messages.success(request, f"Rule added to {group}.")
             return redirect("network:security-group-detail", group_id=group.pk)
@@ -427,7 +369,7 @@ def floating_ip_allocate(request):
     if request.method == "POST" and form.is_valid():
         fip = service_form_errors(form, lambda: services.create_floating_ip(
             project=request.project, floating_network_id=form.cleaned_data["pool"].pk,
-            description=form.cleaned_data["description"]))
+            description=form.cleaned_data["description"]), forms.FIELD_HINTS)
         if fip is not None:
             messages.success(request, f"Floating IP {fip} allocated.")
             return redirect("network:floating-ips")
@@ -442,7 +384,7 @@ def floating_ip_associate(request, fip_id):
                                          instance_names=instance_names(request))
     if request.method == "POST" and form.is_valid():
         done = service_form_errors(form, lambda: services.associate_floating_ip(
-            fip, project=request.project, port_id=form.cleaned_data["port"].pk))
+            fip, project=request.project, port_id=form.cleaned_data["port"].pk), forms.FIELD_HINTS)
         if done is not None:
             messages.success(request, f"Floating IP {fip} now points at {fip.fixed_ip_address}.")
             return redirect("network:floating-ips")
@@ -463,17 +405,10 @@ def floating_ip_disassociate(request, fip_id):
 @require_http_methods(["GET", "POST"])
 def floating_ip_release(request, fip_id):
     fip = project_floating_ip(request, fip_id)
-    back = reverse("network:floating-ips")
-    if request.method == "POST":
-        try:
-            services.delete_floating_ip(fip)
-            messages.success(request, f"Floating IP {fip} released.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Release floating IP",
-                   message=f"Release the floating IP {fip}? The address goes back to the pool.",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Release floating IP",
+                     message=f"Release the floating IP {fip}? The address goes back to the pool.",
+                     back=reverse("network:floating-ips"), call=lambda: services.delete_floating_ip(fip),
+                     success=f"Floating IP {fip} released.")
 
 
 # --- Network Topology ------------------------------------------------------------------

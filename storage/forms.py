@@ -2,7 +2,7 @@
 source goes with which choice); every rule that matters (sizes against the
 source, statuses, quotas, dependencies) lives in storage/services.py, whose
 refusals the views attach to the form, on the field they name when they
-name one (``attach_error``)."""
+name one (``FIELD_HINTS``)."""
 
 from django import forms
 
@@ -26,17 +26,6 @@ FIELD_HINTS = (
     ("snapshot", "snapshot"), ("source volume", "source_volume"), ("volume_type", "volume_type"),
     ("volume type", "volume_type"), ("description", "description"), ("name", "name"),
 )
-
-
-def attach_error(form, message):
-    """Put a service's refusal on the field it is about, else on the form."""
-    lowered = message.lower()
-    if not lowered.startswith("quota exceeded"):
-        for hint, field in FIELD_HINTS:
-            if hint in lowered and field in form.fields:
-                form.add_error(field, message)
-                return
-    form.add_error(None, message)
 
 
 def gib(value):

@@ -22,8 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from billing import quotas
 from billing.choices import QuotaResource
-from core.openstack.errors import APIError
-from dashboard.views import can_change, confirm, member_required, render_table, staff_required
+from dashboard.views import can_change, confirmed, member_required, render_table, service_form_errors, staff_required
 
 from . import forms, services, tables
 from .drivers import get_storage
@@ -34,20 +33,6 @@ from .states import VolumeStatus
 
 def page_context(request, **extra):
     return {"can_change": can_change(request), **extra}
-
-
-def failed(request, exc):
-    messages.error(request, str(exc.detail))
-
-
-def service_form_errors(form, call):
-    """Run ``call``; a service's refusal lands on ``form`` (on the field it
-    names). Returns the call's result, or None when it was refused."""
-    try:
-        return call()
-    except APIError as exc:
-        forms.attach_error(form, str(exc.detail))
-        return None
 
 
 def quota_bars(project, adds):
@@ -147,7 +132,8 @@ def volume_create(request):
                                   staff=request.user.is_staff)
     if request.method == "POST" and form.is_valid():
         volume = service_form_errors(form, lambda: services.create_volume(
-            project=request.project, user=request.user, staff=request.user.is_staff, **form.create_arguments()))
+            project=request.project, user=request.user, staff=request.user.is_staff, **form.create_arguments()),
+            forms.FIELD_HINTS)
         if volume is not None:
             messages.success(request, f"Volume {volume} is being created.")
             return redirect("storage:volumes")
@@ -160,7 +146,7 @@ def submitted(request, form, call, success):
     ``success(result)`` as the message, or None when there was nothing to
     do or the service refused (its refusal is then on ``form``)."""
     if request.method == "POST" and form.is_valid():
-        result = service_form_errors(form, call)
+        result = service_form_errors(form, call, forms.FIELD_HINTS)
         if result is not None:
             messages.success(request, success(result))
             return redirect("storage:volumes")
@@ -210,16 +196,12 @@ def volume_detach(request, volume_id):
         messages.error(request, f"Volume {volume} is not attached to an instance.")
         return redirect(back)
     instance = attachment.instance
-    if request.method == "POST":
-        try:
-            services.detach_volume(project=request.project, volume=volume, instance=instance, user=request.user)
-            messages.success(request, f"Detaching volume {volume} from {instance.name}.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Detach volume",
-                   message=f"Detach the volume {volume} from {instance.name} ({attachment.device})? "
-                           "Unmount it in the guest first.", action=request.path, cancel_url=back)
+    return confirmed(request, title="Detach volume",
+                     message=f"Detach the volume {volume} from {instance.name} ({attachment.device})? "
+                             "Unmount it in the guest first.", back=back,
+                     call=lambda: services.detach_volume(project=request.project, volume=volume, instance=instance,
+                                                         user=request.user),
+                     success=f"Detaching volume {volume} from {instance.name}.")
 
 
 @member_required
@@ -255,17 +237,10 @@ def volume_upload(request, volume_id):
 @require_http_methods(["GET", "POST"])
 def volume_delete(request, volume_id):
     volume = project_volume(request, volume_id)
-    back = reverse("storage:volumes")
-    if request.method == "POST":
-        try:
-            services.delete_volume(volume)
-            messages.success(request, f"Deleting volume {volume}.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete volume",
-                   message=f"Delete the volume {volume}? Its data is destroyed and cannot be recovered.",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete volume",
+                     message=f"Delete the volume {volume}? Its data is destroyed and cannot be recovered.",
+                     back=reverse("storage:volumes"), call=lambda: services.delete_volume(volume),
+                     success=f"Deleting volume {volume}.")
 
 
 # --- Volume snapshots ------------------------------------------------------------------
@@ -295,16 +270,9 @@ def snapshot_actions(request, snapshot_id):
 @require_http_methods(["GET", "POST"])
 def snapshot_delete(request, snapshot_id):
     snapshot = get_object_or_404(project_snapshots(request), pk=snapshot_id)
-    back = reverse("storage:snapshots")
-    if request.method == "POST":
-        try:
-            services.delete_snapshot(snapshot)
-            messages.success(request, f"Deleting snapshot {snapshot}.")
-        except APIError as exc:
-            failed(request, exc)
-        return redirect(back)
-    return confirm(request, title="Delete volume snapshot", message=f"Delete the volume snapshot {snapshot}?",
-                   action=request.path, cancel_url=back)
+    return confirmed(request, title="Delete volume snapshot", message=f"Delete the volume snapshot {snapshot}?",
+                     back=reverse("storage:snapshots"), call=lambda: services.delete_snapshot(snapshot),
+                     success=f"Deleting snapshot {snapshot}.")
 
 
 # --- Admin: Storage ---------------------------------------------------------------------
