@@ -19,6 +19,10 @@ VXLAN and filters in a network namespace of its own, linked to the first
 host's only by a veth that carries VXLAN (``LiveCloud.add_qemu_host``). A3's
 DHCP lease, its way out through the router and every packet between it and
 A1 cross that tunnel.
+
+Anti-spoofing is probed from inside A1: a source address that is not its
+port's, then a MAC address that is not (the probe runs detached, since the
+SSH session cannot cross the change), each against its own as a control.
 """
 
 import re
@@ -65,6 +69,18 @@ USER_DATA = """#!/bin/sh
 # What the guest sees of the world beyond its router (SNAT) or its gateway.
 if ping -c 3 -W 2 203.0.113.1 >/dev/null 2>&1; then echo "PROBE outside ok"; else echo "PROBE outside failed"; fi
 """
+
+
+# On A1: the same ping with a MAC address that is not its port's, then
+# with its own again (the bridge drops the spoofed frames, ARP included).
+MAC_PROBE = (
+    "orig=$(cat /sys/class/net/eth0/address); "
+    "ip link set dev eth0 address fa:16:3e:de:ad:01 && r=changed || r=unchanged; ip neigh flush dev eth0; "
+    "ping -c 2 -W 2 203.0.113.1 >/dev/null && r=\"$r yes\" || r=\"$r no\"; "
+    "ip link set dev eth0 address $orig; ip neigh flush dev eth0; "
+    "ping -c 2 -W 2 203.0.113.1 >/dev/null && r=\"$r yes\" || r=\"$r no\"; "
+    "echo $r > /tmp/mac-probe"
+)
 
 
 class Outside:
@@ -247,6 +263,12 @@ def test_two_projects_route_filter_and_float_real_guests(clis, key, live_cloud, 
                                  "ping -c 1 -W 2 203.0.113.1 >/dev/null && echo yes || echo no; "
                                  "ip addr del 10.10.0.250/24 dev eth0")
         assert spoof.stdout.split() == ["no", "yes"], spoof
+        # A spoofed MAC address too: the probe runs detached on A1 (its SSH
+        # session cannot cross the change), then reports.
+        outside.ssh(fip, f"setsid sh -c '{MAC_PROBE}' </dev/null >/dev/null 2>&1 &")
+        mac = wait_for(lambda: outside.ssh(fip, "cat /tmp/mac-probe 2>/dev/null").stdout.strip(), 60,
+                       "the MAC spoofing probe")
+        assert mac.split() == ["changed", "no", "yes"], mac
 
         # Disassociating the floating IP cuts the guest off again.
         outside.close()
