@@ -272,9 +272,9 @@ def tunnel_peers() -> tuple[str, ...]:
     return tuple(sorted({ip for ip in rows.values_list("tunnel_ip", flat=True) if ip != settings.NETWORK_TUNNEL_IP}))
 
 
-def _ensure_bridge(driver, network: Network) -> None:
+def _ensure_bridge(driver, network: Network, peers: tuple[str, ...] | None = None) -> None:
     driver.ensure_network(network_spec(network), local_ip=settings.NETWORK_TUNNEL_IP or None,
-                          remote_ips=tunnel_peers())
+                          remote_ips=tunnel_peers() if peers is None else peers)
 
 
 def _gateways(network: Network) -> list[str]:
@@ -282,10 +282,11 @@ def _gateways(network: Network) -> list[str]:
 
 
 @_serialized
-def sync_network(network_id: str) -> None:
+def sync_network(network_id: str, peers: tuple[str, ...] | None = None) -> None:
     """The network's bridge (and VXLAN to the other hosts) here; on the
     network node also its DHCP server and, for an external network, the
-    uplink.  All of it is removed when the network is gone."""
+    uplink.  All of it is removed when the network is gone.  ``peers``: the
+    other hosts' tunnel addresses, when the caller read them already."""
     driver = get_driver()
     network = Network.objects.filter(pk=network_id).first()
     node = is_network_node()
@@ -295,7 +296,7 @@ def sync_network(network_id: str) -> None:
             driver.delete_uplink(network_id)
         driver.delete_network(network_id)
         return
-    _ensure_bridge(driver, network)
+    _ensure_bridge(driver, network, peers)
     if not node:
         return
     ensure_dhcp_port(network)
@@ -409,8 +410,9 @@ def sync_host() -> None:
     the agent's lock on its own, so a task that arrives during the pass waits
     for one object, not for the whole pass."""
     node = is_network_node()
+    peers = tunnel_peers()  # once per pass
     for network_id in sorted(_networks_here(node)):
-        sync_network(network_id)
+        sync_network(network_id, peers)
     if node:
         for router_id in Router.objects.order_by("pk").values_list("pk", flat=True):
             sync_router(router_id)
