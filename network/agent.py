@@ -31,7 +31,7 @@ from .drivers.base import (
     RuleSpec,
     SubnetSpec,
 )
-from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet
+from .models import FixedIP, FloatingIP, Network, Port, Router, SecurityGroupRule, Subnet
 
 logger = logging.getLogger(__name__)
 
@@ -171,29 +171,23 @@ def router_spec(router: Router) -> RouterSpec:
     )
 
 
-def _member_prefixes(group_id: str, ethertype: str) -> tuple:
-    version = 4 if ethertype == "IPv4" else 6
-    rows = FixedIP.objects.filter(port__security_groups=group_id, subnet__ip_version=version)
-    suffix = 32 if version == 4 else 128
-    return tuple(sorted({f"{ip}/{suffix}" for ip in rows.values_list("ip_address", flat=True)}))
+def member_addresses(group_id: str) -> tuple[str, ...]:
+    """The fixed addresses of a security group's member ports (IPv4 and IPv6)."""
+    rows = FixedIP.objects.filter(port__security_groups=group_id).values_list("ip_address", flat=True)
+    return tuple(sorted(set(rows)))
 
 
 def compile_rules(port: Port) -> list[RuleSpec]:
-    """The port's security-group rules as the driver's RuleSpecs; remote groups
-    become their members' addresses.  A rule the driver cannot express is left
-    out (the port stays closed to it) and logged."""
+    """The port's security-group rules as the driver's RuleSpecs; a remote
+    group stays a reference to its member set (see :func:`sync_group_members`).
+    A rule the driver cannot express is left out (the port stays closed to
+    it) and logged."""
     rules = []
     for rule in SecurityGroupRule.objects.filter(group__ports=port).order_by("created_at", "pk"):
         protocol = rule.protocol
         protocol = _PROTOCOL_NAMES.get(protocol, protocol)
         if isinstance(protocol, str) and protocol.isdigit():
             protocol = int(protocol)
-        if rule.remote_group_id:
-            remote = _member_prefixes(rule.remote_group_id, rule.ethertype)
-        elif rule.remote_ip_prefix:
-            remote = (rule.remote_ip_prefix,)
-        else:
-            remote = None
         try:
             spec = RuleSpec(
                 direction=rule.direction,
@@ -201,7 +195,8 @@ def compile_rules(port: Port) -> list[RuleSpec]:
                 protocol=protocol,
                 port_range_min=rule.port_range_min,
                 port_range_max=rule.port_range_max,
-                remote_prefixes=remote,
+                remote_prefixes=(rule.remote_ip_prefix,) if rule.remote_ip_prefix else None,
+                remote_group=rule.remote_group_id,
             )
         except ValueError as exc:
             logger.warning("security group rule %s not enforceable, skipped: %s", rule.pk, exc)
@@ -356,9 +351,11 @@ def _ports_filtered_here(node: bool):
 
 
 @_serialized
-def sync_port(port_id: str) -> None:
+def sync_port(port_id: str, members: dict | None = None) -> None:
     """The port's filter (security groups, anti-spoofing) when its guest is on
-    this host; a router's port reconciles its router instead."""
+    this host, with the member sets of the groups its rules name; a router's
+    port reconciles its router instead.  ``members``: group id → member
+    addresses already read in this pass."""
     driver = get_driver()
     port = Port.objects.filter(pk=port_id).first()
     if port is None:
@@ -373,7 +370,13 @@ def sync_port(port_id: str) -> None:
     if not _filtered_here(port):
         driver.delete_port_security(port_id)  # it moved away (or never was here)
         return
-    driver.ensure_port_security(port_spec(port))
+    spec = port_spec(port)
+    members = {} if members is None else members
+    for group_id in dict.fromkeys(r.remote_group for r in spec.rules if r.remote_group):
+        if group_id not in members:
+            members[group_id] = member_addresses(group_id)
+        driver.ensure_group_members(group_id, members[group_id])  # before the rules that name it
+    driver.ensure_port_security(spec)
     if port.binding_host == this_host():
         driver.plug_tap(tap_name(port.pk), port.network_id)  # filtered first, then on the wire
 
@@ -389,19 +392,25 @@ def plug_ports(port_ids) -> None:
             logger.warning("port %s: no tap %s here to plug", port_id, tap_name(port_id))
 
 
-def ports_affected_by_group(group_id: str) -> list[str]:
-    """Ports whose filter depends on the group: its members, and the members
-    of groups with a rule naming it as remote group."""
-    referencing = SecurityGroupRule.objects.filter(remote_group=group_id).values("group")
-    groups = SecurityGroup.objects.filter(pk__in=referencing).values_list("pk", flat=True)
-    ids = Port.objects.filter(security_groups__in=[group_id, *groups]).values_list("pk", flat=True)
-    return sorted(set(ids))
+@_serialized
+def sync_security_group(group_id: str) -> None:
+    """The group's rules changed (or a member left): its members' filters,
+    then its member set wherever a rule names it."""
+    members = {}
+    for port_id in Port.objects.filter(security_groups=group_id).order_by("pk").values_list("pk", flat=True):
+        sync_port(port_id, members)
+    sync_group_members(group_id)
 
 
 @_serialized
-def sync_security_group(group_id: str) -> None:
-    for port_id in ports_affected_by_group(group_id):
-        sync_port(port_id)
+def sync_group_members(group_id: str) -> None:
+    """A port joined or left the group: one set changes on each host whose
+    filters name the group as a remote group, and no filter is rebuilt (as
+    Neutron's ipsets; rebuilding every filter that names the group made N
+    ports in the default group cost N² rebuilds)."""
+    driver = get_driver()
+    if group_id in driver.inventory("groups"):
+        driver.ensure_group_members(group_id, member_addresses(group_id))
 
 
 def sync_host() -> None:
@@ -418,8 +427,9 @@ def sync_host() -> None:
             sync_router(router_id)
     # Ports with a guest here; unbound ones carry no traffic (their rules are
     # kept by the tasks, and kept from going stale by the sweep below).
+    members = {}  # each remote group's members, read once per pass
     for port_id in Port.objects.filter(binding_host=this_host()).order_by("pk").values_list("pk", flat=True):
-        sync_port(port_id)
+        sync_port(port_id, members)
     _remove_strays(node)
 
 
@@ -450,8 +460,12 @@ def _remove_strays(node: bool) -> None:
     routers = set(Router.objects.filter(admin_state_up=True).values_list("pk", flat=True)) if node else set()
     for router_id in driver.inventory("routers") - routers:
         driver.delete_router(router_id)
-    for port_id in driver.inventory("ports") - set(_ports_filtered_here(node).values_list("pk", flat=True)):
+    here = _ports_filtered_here(node)
+    for port_id in driver.inventory("ports") - set(here.values_list("pk", flat=True)):
         driver.delete_port_security(port_id)
+    named = SecurityGroupRule.objects.filter(group__ports__in=here, remote_group__isnull=False)
+    for group_id in driver.inventory("groups") - set(named.values_list("remote_group_id", flat=True)):
+        driver.delete_group_members(group_id)  # no filter here names it any more
 
 
 @_serialized
@@ -466,5 +480,7 @@ def teardown_host() -> None:
         driver.delete_router(router_id)
     for port_id in driver.inventory("ports"):
         driver.delete_port_security(port_id)
+    for group_id in driver.inventory("groups"):
+        driver.delete_group_members(group_id)
     for network_id in driver.inventory("networks"):
         driver.delete_network(network_id)

@@ -24,9 +24,10 @@ MAX_VNI = 2**24 - 1
 
 
 def changed(kind, object_id):
-    """Tell the host's network agent that a ``network``, ``router``, ``port`` or
-    ``security_group`` changed: its sync task is queued once the transaction
-    commits (the agent reads the state then, so one task per object).  With
+    """Tell the host's network agent that a ``network``, ``router``, ``port``,
+    ``security_group`` (its rules) or ``group_members`` (who is in it)
+    changed: its sync task is queued once the transaction commits (the agent
+    reads the state then, so one task per object).  With
     ``NETWORK_DRIVER=none`` (the embedded default) nothing at all."""
     if getattr(settings, "NETWORK_DRIVER", "none") == "none" or not object_id:
         return
@@ -651,7 +652,7 @@ def delete_port(port, *, internal=False):
         changed("port", port.pk)
         changed("network", port.network_id)
         for group_id in port.security_groups.values_list("pk", flat=True):
-            changed("security_group", group_id)  # remote-group members drop its addresses
+            changed("group_members", group_id)  # remote-group rules stop matching its addresses
         published(port.project_id, "port", port.pk, "deleted")
         _disassociate_port_floating_ips(port)
         port.delete()
@@ -736,8 +737,12 @@ def delete_security_group(group):
         raise Conflict("Removing default security group not allowed.", neutron_type="SecurityGroupCannotRemoveDefault")
     if group.ports.exists():
         raise Conflict(f"Security Group {group.pk} in use.", neutron_type="SecurityGroupInUse")
-    published(group.project_id, "security_group", group.pk, "deleted")
-    group.delete()
+    with transaction.atomic():
+        naming = SecurityGroupRule.objects.filter(remote_group=group).exclude(group=group)
+        for group_id in set(naming.values_list("group_id", flat=True)):
+            changed("security_group", group_id)  # their rules naming it go with it
+        published(group.project_id, "security_group", group.pk, "deleted")
+        group.delete()
 
 
 def create_security_group_rule(
@@ -1299,9 +1304,9 @@ def release_instance_ports(instance):
             changed("port", port_id)
             changed("network", network_id)
             published(instance.project_id, "port", port_id, "deleted")
-        # Members' filters that allowed these addresses by remote group drop them.
+        # Remote-group rules that matched these addresses stop matching them.
         for group_id in set(ports.values_list("security_groups", flat=True)) - {None}:
-            changed("security_group", group_id)
+            changed("group_members", group_id)
         for router_id in FloatingIP.objects.filter(port__in=ports).values_list("router_id", flat=True):
             changed("router", router_id)
         FloatingIP.objects.filter(port__in=ports).update(port=None, fixed_ip_address=None, router=None, status="DOWN")

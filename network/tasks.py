@@ -44,7 +44,7 @@ def sync_router(router_id):
 @shared_task(soft_time_limit=60, time_limit=90, ignore_result=True)
 def sync_port(port_id):
     """The port's filter, then its network (DHCP leases on the node) and the
-    filters of ports whose remote-group rules name one of its groups."""
+    member sets of its groups (remote-group rules elsewhere match them)."""
     from .models import Port
 
     agent.sync_port(port_id)
@@ -52,12 +52,17 @@ def sync_port(port_id):
     if port is not None:
         agent.sync_network(port.network_id)
         for group_id in port.security_groups.values_list("pk", flat=True):
-            agent.sync_security_group(group_id)
+            agent.sync_group_members(group_id)
 
 
 @shared_task(soft_time_limit=120, time_limit=150, ignore_result=True)
 def sync_security_group(group_id):
     agent.sync_security_group(group_id)
+
+
+@shared_task(soft_time_limit=60, time_limit=90, ignore_result=True)
+def sync_group_members(group_id):
+    agent.sync_group_members(group_id)
 
 
 @shared_task(soft_time_limit=300, time_limit=330, ignore_result=True)
@@ -70,6 +75,7 @@ TASKS = {
     "router": sync_router,
     "port": sync_port,
     "security_group": sync_security_group,
+    "group_members": sync_group_members,
 }
 
 

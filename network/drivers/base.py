@@ -195,8 +195,11 @@ class RuleSpec:
     ``protocol`` is None (any), a name in ``PROTOCOLS`` or a number 0-255;
     for tcp/udp ``port_range_min``/``max`` bound the destination port, for
     icmp they are the ICMP type and code.  ``remote_prefixes`` is None for
-    "anywhere"; a tuple of CIDRs otherwise (the caller resolves remote
-    groups into their members' addresses; an empty tuple matches nothing).
+    "anywhere"; a tuple of CIDRs otherwise (an empty tuple matches nothing).
+    ``remote_group`` instead matches the members of that security group: a
+    set of addresses the driver keeps per host (``ensure_group_members``),
+    so a member joining or leaving changes one set, not every filter that
+    names the group.
     """
 
     direction: str
@@ -205,6 +208,7 @@ class RuleSpec:
     port_range_min: int | None = None
     port_range_max: int | None = None
     remote_prefixes: tuple | None = None
+    remote_group: str | None = None
 
     def __post_init__(self):
         if self.direction not in ("ingress", "egress"):
@@ -231,6 +235,10 @@ class RuleSpec:
                 raise ValueError(f"bad ICMP type/code: {lo}/{hi}")
         elif lo is not None or hi is not None:
             raise ValueError("ports need protocol tcp, udp or icmp")
+        if self.remote_group is not None:
+            _check_id(self.remote_group, "remote group id")
+            if self.remote_prefixes is not None:
+                raise ValueError("a rule has a remote group or remote prefixes, not both")
         if self.remote_prefixes is not None:
             version = 4 if self.ethertype == "IPv4" else 6
             nets = tuple(str(_net(p)) for p in self.remote_prefixes)
@@ -341,6 +349,15 @@ class NetworkDriver:
         """Remove the port's filter."""
         raise NotImplementedError
 
+    def ensure_group_members(self, group_id: str, addresses) -> None:
+        """The member addresses of a security group that port rules name as
+        their remote group (``RuleSpec.remote_group``), on this host."""
+        raise NotImplementedError
+
+    def delete_group_members(self, group_id: str) -> None:
+        """Forget a group's member addresses here (no port rule names it any more)."""
+        raise NotImplementedError
+
     def plug_tap(self, tap: str, network_id: str) -> bool:
         """Put a guest's tap on its network's bridge when the hypervisor made
         it elsewhere (a bare ``type='ethernet'`` NIC outside this host's
@@ -349,8 +366,9 @@ class NetworkDriver:
         raise NotImplementedError
 
     def inventory(self, kind: str) -> set[str]:
-        """Ids of the ``networks``, ``routers``, ``dhcp`` servers and ``uplinks``
-        this driver made here and has not deleted (for the agent's sweep)."""
+        """Ids of the ``networks``, ``routers``, ``dhcp`` servers, ``uplinks``,
+        ``ports`` (filters) and ``groups`` (member sets) this driver made here
+        and has not deleted (for the agent's sweep)."""
         raise NotImplementedError
 
     def list_resources(self) -> list[str]:

@@ -29,6 +29,7 @@ import errno
 import functools
 import hashlib
 import ipaddress
+import logging
 import os
 import signal
 import subprocess
@@ -38,7 +39,15 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from network.drivers.base import IFNAME_RE, DataplaneError, NetworkDriver, NetworkSpec, PortSpec, RouterSpec
+from network.drivers.base import (
+    IFNAME_RE,
+    DataplaneError,
+    NetworkDriver,
+    NetworkSpec,
+    PortSpec,
+    RouterSpec,
+    _check_id,
+)
 
 BRIDGE_PREFIX = "dcbr-"
 VETH_PREFIX = "dcv"
@@ -47,6 +56,8 @@ DHCP_NS = "qdhcp-"
 EXTERNAL_NS = "qext-"
 NFT_TABLES = (("bridge", "dc_filter"), ("inet", "dc_filter"))
 VXLAN_PORT = 4789
+logger = logging.getLogger(__name__)
+
 BR_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 PACKAGES = ("dnsmasq-base", "nftables", "iproute2", "busybox-static")
 
@@ -743,6 +754,8 @@ class NetnsDriver(NetworkDriver):
             f"add rule {egr} udp sport 68 udp dport 67 return",
             f"add rule {egr} icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} return",
         ]
+        for group_id in dict.fromkeys(r.remote_group for r in port.rules if r.remote_group):
+            lines += _group_set_lines(group_id)  # declared (empty until ensure_group_members) before use
         for rule in port.rules:
             match = self._rule_match(rule)
             if match is None:
@@ -762,10 +775,12 @@ class NetnsDriver(NetworkDriver):
     def _rule_match(rule) -> str | None:
         fam = "ip" if rule.ethertype == "IPv4" else "ip6"
         parts = [f"meta nfproto {'ipv4' if fam == 'ip' else 'ipv6'}"]
-        if rule.remote_prefixes is not None:
+        where = "saddr" if rule.direction == "ingress" else "daddr"
+        if rule.remote_group is not None:
+            parts.append(f"{fam} {where} @{_group_set(rule.remote_group, 4 if fam == 'ip' else 6)}")
+        elif rule.remote_prefixes is not None:
             if not rule.remote_prefixes:
                 return None
-            where = "saddr" if rule.direction == "ingress" else "daddr"
             parts.append(f"{fam} {where} {{ {', '.join(rule.remote_prefixes)} }}")
         p = rule.protocol
         if p in ("tcp", "udp"):
@@ -833,6 +848,45 @@ class NetnsDriver(NetworkDriver):
         nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
         self._port_state_path(port_id).unlink(missing_ok=True)
 
+    # --- remote groups' members ----------------------------------------
+    def _group_state_path(self, group_id: str) -> Path:
+        return self.state_dir / "groups" / (self.host_ns or "host") / group_id
+
+    def ensure_group_members(self, group_id: str, addresses) -> None:
+        """Only the difference from what we wrote last time is written: an nft
+        transaction that removes elements waits for an RCU grace period
+        (~12 ms), and most calls change nothing at all."""
+        _check_id(group_id, "security group id")
+        wanted = {str(ipaddress.ip_address(a)) for a in addresses}
+        path = self._group_state_path(group_id)
+        have = set(path.read_text().split()) if path.exists() else None
+        if have == wanted:
+            return
+        if have is None:
+            lines = _group_set_lines(group_id, flush=True) + _group_element_lines(group_id, "add", wanted)
+        else:
+            lines = (_group_set_lines(group_id) + _group_element_lines(group_id, "add", wanted - have)
+                     + _group_element_lines(group_id, "delete", have - wanted))
+        try:
+            nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
+        except DataplaneError:  # the sets drifted from our record: write them whole
+            lines = _group_set_lines(group_id, flush=True) + _group_element_lines(group_id, "add", wanted)
+            nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{a}\n" for a in sorted(wanted)))
+
+    def delete_group_members(self, group_id: str) -> None:
+        """Delete the group's sets; a filter still naming them keeps them
+        (nft refuses), and the agent's next sweep tries again."""
+        _check_id(group_id, "security group id")
+        lines = _group_set_lines(group_id) + [f"delete set inet dc_filter {_group_set(group_id, v)}" for v in (4, 6)]
+        try:
+            nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
+        except DataplaneError as exc:
+            logger.warning("group %s: member sets still in use, kept: %s", group_id, exc)
+            return
+        self._group_state_path(group_id).unlink(missing_ok=True)
+
     # --- inventory -----------------------------------------------------
     def _our_links(self) -> list[tuple[str, int]]:
         with ipr(self.host_ns) as ip:
@@ -890,11 +944,31 @@ class NetnsDriver(NetworkDriver):
                 _ignore(ip.link, "del", index=idx)
         for t in self._our_tables():
             _run(["nft", "delete", "table", *t.split()], ns=self.host_ns, check=False)
-        for sub in ("dhcp", "ports", "routers", "networks", "uplinks"):
+        for sub in ("dhcp", "ports", "groups", "routers", "networks", "uplinks"):
             d = self.state_dir / sub
             if d.exists():
                 for p in sorted(d.rglob("*"), reverse=True):
                     p.rmdir() if p.is_dir() else p.unlink()
+
+
+def _group_set(group_id: str, version: int) -> str:
+    """The nft set of a security group's member addresses (IPv4 or IPv6)."""
+    return f"rg{version}_{_short('g', group_id)}"
+
+
+def _group_set_lines(group_id: str, flush: bool = False) -> list[str]:
+    lines = [f"add set inet dc_filter {_group_set(group_id, 4)} {{ type ipv4_addr; }}",
+             f"add set inet dc_filter {_group_set(group_id, 6)} {{ type ipv6_addr; }}"]
+    return lines + ([f"flush set inet dc_filter {_group_set(group_id, v)}" for v in (4, 6)] if flush else [])
+
+
+def _group_element_lines(group_id: str, verb: str, addresses) -> list[str]:
+    lines = []
+    for version in (4, 6):
+        mine = sorted(a for a in addresses if ipaddress.ip_address(a).version == version)
+        if mine:
+            lines.append(f"{verb} element inet dc_filter {_group_set(group_id, version)} {{ {', '.join(mine)} }}")
+    return lines
 
 
 def _outside_event_loop(method):

@@ -38,6 +38,12 @@ class NoneDriver(NetworkDriver):
     def delete_port_security(self, port_id):
         pass
 
+    def ensure_group_members(self, group_id, addresses):
+        pass
+
+    def delete_group_members(self, group_id):
+        pass
+
     def plug_tap(self, tap, network_id):
         return False
 

@@ -106,10 +106,14 @@ def test_specs_and_sync_build_then_delete_everything(dataplane, tenant_a, operat
     assert "inet 10.20.0.1/24" in addrs and f"inet {gw}/24" in addrs
     assert ipaddress.ip_address(gw) in ipaddress.ip_network("203.0.113.0/24")
 
-    # Port security: the default group (remote group = itself) resolves to the port's address.
+    # Port security: the default group's rule names the group itself, matched
+    # through the group's member set, which holds the port's address.
     pspec = agent.port_spec(port)
     assert pspec.tap == agent.tap_name(port.pk) and len(pspec.tap) <= 15
-    assert any(r.remote_prefixes == (f"{port_ip}/32",) for r in pspec.rules)
+    group = port.security_groups.get()
+    assert any(r.remote_group == group.pk for r in pspec.rules)
+    assert agent.member_addresses(group.pk) == (port_ip,)
+    assert group.pk in dataplane.inventory("groups")
     assert port_ip in _nft_table("inet", "dc_filter")
     assert pspec.tap in _nft_table("bridge", "dc_filter")
 
@@ -131,6 +135,7 @@ def test_specs_and_sync_build_then_delete_everything(dataplane, tenant_a, operat
     public.refresh_from_db()
     services.delete_network(public)
     _sync_all(*ids)
+    agent.sync_group_members(group.pk)  # as the port's delete queues it
 
     res = dataplane.list_resources()
     # Empty filter tables may stay behind after delete_* (as in the driver's tests).
@@ -214,6 +219,27 @@ def test_one_sync_per_object_per_transaction(settings, tenant_a, operator, monke
     assert queued == [("router", "outer"), ("network", "after")]
 
 
+def test_deleting_a_group_resyncs_the_groups_whose_rules_name_it(settings, tenant_a, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    from network import tasks
+    from network.models import SecurityGroupRule
+
+    queued = []
+    monkeypatch.setattr(tasks, "enqueue", queued.extend)
+    settings.NETWORK_DRIVER = "netns"
+    project = tenant_a.project
+    web = services.create_security_group(project=project, name="web")
+    default = services.default_security_group(project)
+    services.create_security_group_rule(project=project, security_group_id=default.pk, direction="ingress",
+                                        remote_group_id=web.pk)
+    queued.clear()
+    web_id = web.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_security_group(web)
+    assert queued == [("security_group", default.pk)]  # its members drop the rule that named web
+    assert not SecurityGroupRule.objects.filter(remote_group=web_id).exists()
+
+
 def test_sync_tasks_go_to_the_node_and_the_network_hosts_that_are_up(settings, host, monkeypatch):
     from compute.models import Host
     from network import tasks
@@ -271,6 +297,20 @@ def test_deleting_a_member_drops_its_address_from_remote_group_rules(
     first_ip = first.fixed_ips.get().ip_address
     second_ip = second.fixed_ips.get().ip_address
     assert first_ip in _nft_table("inet", "dc_filter") and second_ip in _nft_table("inet", "dc_filter")
+    # A member joining rebuilds its own filter only; the others follow through the group's set.
+    from network.drivers.netns import NetnsDriver
+
+    rebuilt = []
+    original = NetnsDriver.ensure_port_security
+    monkeypatch.setattr(NetnsDriver, "ensure_port_security", lambda d, spec: (rebuilt.append(spec.id),
+                                                                                original(d, spec)))
+    with django_capture_on_commit_callbacks(execute=True):
+        third = services.create_port(project=project, network=net, device_owner=Port.COMPUTE, device_id="vm-c")
+    assert rebuilt == [third.pk]
+    assert third.fixed_ips.get().ip_address in _nft_table("inet", "dc_filter")
+    monkeypatch.setattr(NetnsDriver, "ensure_port_security", original)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_port(third)
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_port(first)
     ruleset = _nft_table("inet", "dc_filter")

@@ -191,12 +191,23 @@ def test_security_group_icmp_blocked_allowed_blocked(topo):
         topo.driver.ensure_port_security(topo.port("a", rules=(EGRESS_ALL, only_b)))
         assert b.ping(topo.ips["a"])
         assert topo.guests["c"].blocked(topo.ips["a"])
-        # DHCP still works through the filter.
+        # Remote-group rules match the group's member set, which changes
+        # without rebuilding the filters that name it.
+        by_group = RuleSpec("ingress", "IPv4", "icmp", remote_group="grp-members")
+        topo.driver.ensure_group_members("grp-members", [topo.ips["c"]])
+        topo.driver.ensure_port_security(topo.port("a", rules=(EGRESS_ALL, by_group)))
+        assert topo.guests["c"].ping(topo.ips["a"]) and b.blocked(topo.ips["a"])
+        topo.driver.ensure_group_members("grp-members", [topo.ips["b"]])
+        assert b.ping(topo.ips["a"]) and topo.guests["c"].blocked(topo.ips["a"])
+        assert "grp-members" in topo.driver.inventory("groups")
     finally:
         topo.driver.delete_port_security(topo.port("a").id)
         topo.driver.delete_port_security(topo.port("b").id)
         topo.driver.delete_port_security(topo.port("b").id)  # idempotent
+        topo.driver.delete_group_members("grp-members")
     assert b.ping(topo.ips["a"])
+    assert "grp-members" not in topo.driver.inventory("groups")
+    assert "rg4_" not in sh("nft", "list", "table", "inet", "dc_filter").stdout
 
 
 def test_port_security_off_leaves_the_port_open(topo):
