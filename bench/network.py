@@ -23,9 +23,11 @@ default queue and a worker for ``compute.qemu1`` + ``network.qemu1`` with
 ``dataplane`` (~1 minute): the driver alone beside plain ``ip``/``nft``
 commands: router create/delete/re-ensure, DHCP, port filters.
 
-    .venv/bin/python bench/network.py [api|routers|dataplane] [N]
+    .venv/bin/python bench/network.py [api|routers|groups|dataplane] [N]
 
-``routers`` is the first part of ``api`` alone (~1 minute).
+``routers`` is the first part of ``api`` alone (~1 minute); ``groups``
+creates N ports in the project's ``default`` group and times the agent's
+work (each new member changes the group's member set).
 
 Everything made is removed by its own delete (the agent's ``teardown_host``
 for the live cloud): other live clouds on this machine keep theirs.
@@ -562,6 +564,25 @@ def create_ports(client, network_id, count, concurrency, offset):
     }
 
 
+def grouped_ports(cloud, client, network_id, count):
+    """``count`` ports in the project's ``default`` group (port security on),
+    created one after another through the API: seconds until the network
+    node's agent has drained their syncs. Each new member changes the
+    group's member set; its rule naming the group is in every member's
+    filter."""
+    ids = []
+    start = time.perf_counter()
+    for i in range(count):
+        body = {"port": {"network_id": network_id, "name": f"member-{i}"}}
+        ids.append(ok(client.post(f"{N}/ports", body))["port"]["id"])
+    created = time.perf_counter() - start
+    drained = wait_agent_idle(cloud)
+    for port_id in ids:
+        ok(client.delete(f"{N}/ports/{port_id}"))
+    return {"ports": count, "created_s": round(created, 2), "agent_drained_after_s": drained,
+            "total_s": round(created + drained, 1)}
+
+
 def in_process_queries(cloud, token, path):
     """Queries of one GET through Django's test client, in this process, on
     the live cloud's PostgreSQL (the second of two calls: caches warm)."""
@@ -650,7 +671,7 @@ def leftovers(router_ids, network_ids):
     return left
 
 
-def api(n, routers_only=False):
+def api(n, part="all"):
     from bench.compute import Client
     from core.localservers import Libvirtd, PostgreSQL, Redis
     from tests.live import LiveCloud
@@ -719,6 +740,10 @@ def api(n, routers_only=False):
                 raise TimeoutError("the network agent never built the bridges")
             time.sleep(0.1)
 
+        if part == "groups":
+            results["default_group_members"] = grouped_ports(cloud, demo, net["id"], n)
+            print(json.dumps(results["default_group_members"], indent=1), flush=True)
+            return
         for _ in range(2):  # warm-up: imports, connections, first namespace
             routers.append(api_router(demo, events, public_id, subnet)[1])
             raw_router(d, ext, tenant)
@@ -743,7 +768,7 @@ def api(n, routers_only=False):
         )
         results["router"]["gateway_only_breakdown_ms"] = breakdown(folder / "cloud" / "worker-qemu1.log", gateway_only)
         print(json.dumps(results["router"], indent=1), flush=True)
-        if routers_only:
+        if part == "routers":
             return
 
         results["security_group_rule"] = security_group_rules(demo, net["id"], n)
@@ -826,7 +851,8 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].isdigit() else "api"
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     n = int(numbers[0]) if numbers else 20
-    modes = {"api": api, "routers": lambda n: api(n, routers_only=True), "dataplane": dataplane}
+    modes = {"api": api, "routers": lambda n: api(n, "routers"), "groups": lambda n: api(n, "groups"),
+             "dataplane": dataplane}
     modes[mode](n)
 
 

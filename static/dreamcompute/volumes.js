@@ -5,7 +5,8 @@
      status (data-status), every element whose data-refresh-for names that
      status (the row's actions) is fetched once again from its
      data-actions-url; for a volume the answer also carries the "attached
-     to" cell, swapped out of band by htmx.
+     to" cell, swapped out of band by htmx. A row being deleted just loses
+     its actions.
    - Events published before the socket joined the project's group never
      reach the page, so each time the socket opens the page asks once for
      fresh copies of the statuses it shows (#storage-live's
@@ -17,6 +18,7 @@
 
   var PREFIXES = { "volume-status-": "volume", "snapshot-status-": "snapshot" };
   var BATCH = 100;
+  var GONE = { deleting: true, deleted: true };
   var before = {};
   var pushes = {}; // element id → number of the last swap that touched it
   var swapCount = 0;
@@ -40,9 +42,13 @@
     pushes[status.id] = swapCount;
     var previous = before[status.id];
     delete before[status.id];
-    if (previous === status.getAttribute("data-status") || !window.htmx) return;
+    var now = status.getAttribute("data-status");
+    if (previous === now || !window.htmx) return;
     document.querySelectorAll("[data-refresh-for='" + status.id + "']").forEach(function (target) {
-      window.htmx.ajax("GET", target.getAttribute("data-actions-url"), { target: target, swap: "outerHTML" });
+      // Going or gone: nothing is left to act on, and the row may already
+      // be gone from the server (asking would answer 404).
+      if (GONE[now]) target.replaceChildren();
+      else window.htmx.ajax("GET", target.getAttribute("data-actions-url"), { target: target, swap: "outerHTML" });
     });
   });
 
