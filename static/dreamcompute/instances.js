@@ -39,7 +39,9 @@
     if (previous === status.getAttribute("data-state")) return; // only the progress moved
     var actions = document.getElementById("instance-actions-" + status.id.slice(PREFIX.length));
     if (!actions || !window.htmx) return;
-    window.htmx.ajax("GET", actions.getAttribute("data-actions-url"), { target: actions, swap: "outerHTML" });
+    // A deleted instance has no actions, and asking for them would answer 404.
+    if (status.getAttribute("data-state").indexOf("deleted/") === 0) actions.replaceChildren();
+    else window.htmx.ajax("GET", actions.getAttribute("data-actions-url"), { target: actions, swap: "outerHTML" });
   });
 
   function replace(old, fresh) {
