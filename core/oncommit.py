@@ -58,4 +58,3 @@ def on_commit_batch(flush, key, value, using=None):
     batch = _Batch(flush)
     batch.items[key] = value
     transaction.on_commit(batch, using=using)
-

@@ -48,8 +48,9 @@ def _serialized(fn):
 
     return wrapper
 
-# Ports with no filter of their own: the network service's legs and holders.
-UNFILTERED_OWNERS = (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY, Port.FLOATING_IP, Port.DHCP)
+# The network service's own ports (router legs, floating IP and DHCP holders):
+# no filter of their own, and no DHCP lease (none of them ever asks for one).
+SERVICE_OWNERS = (Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY, Port.FLOATING_IP, Port.DHCP)
 # Neutron's protocol names → the driver's (numbers of tcp/udp/icmp become names).
 _PROTOCOL_NAMES = {"ipv6-icmp": "icmpv6", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "sctp": 132}
 
@@ -121,7 +122,7 @@ def dhcp_hosts(network: Network) -> list[DhcpHost]:
     configured by its agent, so adding one leaves DHCP alone."""
     rows = (
         FixedIP.objects.filter(port__network=network, subnet__ip_version=4)
-        .exclude(port__device_owner__in=(Port.DHCP, Port.FLOATING_IP, Port.ROUTER_INTERFACE, Port.ROUTER_GATEWAY))
+        .exclude(port__device_owner__in=SERVICE_OWNERS)
         .values_list("port__mac_address", "ip_address")
         .order_by("ip_address")
     )
@@ -365,7 +366,7 @@ def sync_port(port_id: str, members: dict | None = None) -> None:
         if port.device_id and is_network_node():
             sync_router(port.device_id)
         return
-    if port.device_owner in UNFILTERED_OWNERS:
+    if port.device_owner in SERVICE_OWNERS:
         return
     if not _filtered_here(port):
         driver.delete_port_security(port_id)  # it moved away (or never was here)

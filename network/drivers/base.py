@@ -32,6 +32,12 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
+def _check_ifname(value: str) -> str:
+    if not isinstance(value, str) or not IFNAME_RE.match(value):
+        raise ValueError(f"bad interface name: {value!r}")
+    return value
+
+
 def _check_mac(value: str) -> str:
     value = str(value).lower()
     if not MAC_RE.match(value):
@@ -269,8 +275,7 @@ class PortSpec:
         _check_id(self.network_id, "network id")
         object.__setattr__(self, "mac", _check_mac(self.mac))
         object.__setattr__(self, "ips", tuple(str(_addr(a)) for a in self.ips))
-        if not IFNAME_RE.match(self.tap):
-            raise ValueError(f"bad interface name: {self.tap!r}")
+        _check_ifname(self.tap)
         object.__setattr__(
             self,
             "allowed_address_pairs",

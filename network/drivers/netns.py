@@ -47,7 +47,10 @@ from network.drivers.base import (
     PortSpec,
     RouterSpec,
     _check_id,
+    _check_ifname,
 )
+
+logger = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "dcbr-"
 VETH_PREFIX = "dcv"
@@ -56,8 +59,6 @@ DHCP_NS = "qdhcp-"
 EXTERNAL_NS = "qext-"
 NFT_TABLES = (("bridge", "dc_filter"), ("inet", "dc_filter"))
 VXLAN_PORT = 4789
-logger = logging.getLogger(__name__)
-
 BR_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 PACKAGES = ("dnsmasq-base", "nftables", "iproute2", "busybox-static")
 
@@ -627,8 +628,7 @@ class NetnsDriver(NetworkDriver):
         tap is born in the real namespace: it moves into ours (a tap keeps
         working across namespaces; QEMU holds its file descriptor) and joins
         the bridge."""
-        if not IFNAME_RE.match(tap):
-            raise ValueError(f"bad interface name: {tap!r}")
+        _check_ifname(tap)
         if self.host_ns is None:
             return True
         with ipr(None) as root:
@@ -862,16 +862,16 @@ class NetnsDriver(NetworkDriver):
         have = set(path.read_text().split()) if path.exists() else None
         if have == wanted:
             return
-        if have is None:
-            lines = _group_set_lines(group_id, flush=True) + _group_element_lines(group_id, "add", wanted)
-        else:
-            lines = (_group_set_lines(group_id) + _group_element_lines(group_id, "add", wanted - have)
-                     + _group_element_lines(group_id, "delete", have - wanted))
+        whole = _group_set_lines(group_id, flush=True) + _group_element_lines(group_id, "add", wanted)
+        lines = whole if have is None else (_group_set_lines(group_id)
+                                            + _group_element_lines(group_id, "add", wanted - have)
+                                            + _group_element_lines(group_id, "delete", have - wanted))
         try:
             nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
-        except DataplaneError:  # the sets drifted from our record: write them whole
-            lines = _group_set_lines(group_id, flush=True) + _group_element_lines(group_id, "add", wanted)
-            nft_apply_on(self._base_ruleset(), lines, ns=self.host_ns)
+        except DataplaneError:
+            if lines is whole:
+                raise
+            nft_apply_on(self._base_ruleset(), whole, ns=self.host_ns)  # the sets drifted from our record
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{a}\n" for a in sorted(wanted)))
 
